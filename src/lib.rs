@@ -1,1 +1,6 @@
+//! aiops-mcp — a Model Context Protocol server for Kubernetes operations.
+//!
+//! The crate is organised as the architecture note describes: `cluster` holds the connection
+//! to the API server (kubeconfig, contexts, in-cluster config, one TLS crypto provider).
 
+pub mod cluster;

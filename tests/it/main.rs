@@ -1,1 +1,5 @@
-fn main() {}
+//! The one integration-test binary. Every test runs against the sandbox cluster that
+//! `tests/run` starts (KUBECONFIG points at it), each in its own namespace.
+
+mod common;
+mod sandbox;
