@@ -30,10 +30,12 @@ impl TestNs {
         let name = format!("it-{prefix}-{suffix:x}");
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
-        // The service-account controller creates `default` shortly after; pods need it.
+        // The service-account controller creates `default` shortly after and the token controller
+        // gives it a token secret (1.20); pods are refused until both exist.
         let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
-        wait_for("default service account", Duration::from_secs(20), || async {
-            sas.get_opt("default").await.ok().flatten().map(|_| ())
+        wait_for("default service account with its token", Duration::from_secs(20), || async {
+            let sa = sas.get_opt("default").await.ok().flatten()?;
+            sa.secrets.filter(|s| !s.is_empty()).map(|_| ())
         })
         .await;
         TestNs { client, name }
