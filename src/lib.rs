@@ -4,3 +4,6 @@
 //! to the API server (kubeconfig, contexts, in-cluster config, one TLS crypto provider).
 
 pub mod cluster;
+pub mod mcp;
+pub mod policy;
+pub mod tools;

@@ -1,35 +1,96 @@
-//! The `aiops-mcp` command line.
+//! The `aiops-mcp` command line: a thin adapter over the tool registry.
 
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use aiops_mcp::cluster::Clusters;
+use aiops_mcp::mcp::{http, AiopsServer};
+use aiops_mcp::policy::{Policy, PolicyArgs};
+use aiops_mcp::tools::{Ctx, Effect, Registry};
 use clap::{Parser, Subcommand};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
 
 #[derive(Parser, Debug)]
-#[command(name = "aiops-mcp", version, about = "MCP server for Kubernetes operations")]
+#[command(
+    name = "aiops-mcp",
+    version,
+    about = "MCP server for Kubernetes operations: deploy, scale, diagnose, analyse logs, roll back"
+)]
 struct Cli {
     /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true)]
     kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
+    /// Kubeconfig context to use by default (tools may pass another `context`).
     #[arg(long, global = true)]
     context: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve MCP: over stdio (default; logs go to stderr), or streamable HTTP with --http.
+    Serve {
+        /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) at /mcp, with /healthz and /readyz.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// File holding the bearer token HTTP clients must send (required for non-loopback addresses).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Extra accepted Host header values (e.g. the in-cluster Service name).
+        #[arg(long, value_delimiter = ',')]
+        allowed_hosts: Vec<String>,
+        /// Accepted browser Origins (e.g. https://ide.example.com).
+        #[arg(long, value_delimiter = ',')]
+        allowed_origins: Vec<String>,
+    },
+    /// Call one tool: `aiops-mcp call pods_list --args '{"namespace":"todo-app"}'`.
+    Call {
+        /// Tool name (see `aiops-mcp tools`).
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Print the structured result as JSON instead of the text rendering.
+        #[arg(long)]
+        json: bool,
+        /// Confirm a destructive call (the terminal asks otherwise).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List the tools; --json prints the catalogue (tools/catalog.json).
+    Tools {
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that the cluster answers: server version and node readiness.
     Check,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIOPS_LOG")
+                .unwrap_or_else(|_| "warn,kube_client::client::tls=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -37,23 +98,125 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let registry = Arc::new(Registry::new());
+    let policy = Arc::new(Policy::from(&cli.policy));
+    let ctx = Ctx {
+        clusters: Clusters::new(cli.kubeconfig.clone(), cli.context.clone()),
+        policy: policy.clone(),
+        progress: None,
+    };
     match cli.command {
+        Command::Serve {
+            http,
+            token_file,
+            allowed_hosts,
+            allowed_origins,
+        } => {
+            let server = AiopsServer::new(registry, ctx);
+            match http {
+                None => aiops_mcp::mcp::serve_stdio(server).await?,
+                Some(addr) => {
+                    let token = match token_file {
+                        Some(f) => Some(
+                            std::fs::read_to_string(&f)
+                                .map_err(|e| {
+                                    anyhow::anyhow!("cannot read --token-file {}: {e}", f.display())
+                                })?
+                                .trim()
+                                .to_string(),
+                        ),
+                        None => std::env::var("AIOPS_MCP_TOKEN")
+                            .ok()
+                            .filter(|t| !t.is_empty()),
+                    };
+                    http::serve(
+                        server,
+                        http::HttpOptions {
+                            addr: Some(addr),
+                            token,
+                            allowed_hosts,
+                            allowed_origins,
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Tools { json } => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&registry.catalog())?);
+            } else {
+                for t in registry.visible(&policy) {
+                    let m = t.meta();
+                    let effect = match m.effect {
+                        Effect::Read => "read",
+                        Effect::Write => "write",
+                        Effect::Destructive => "destructive",
+                    };
+                    println!("{:<20} {:<11} {}", m.name, effect, m.title);
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Call {
+            tool,
+            args,
+            json,
+            yes,
+        } => {
+            let args: serde_json::Value = serde_json::from_str(&args).map_err(|e| {
+                anyhow::anyhow!(
+                    "--args is not JSON: {e}; pass an object like '{{\"namespace\":\"default\"}}'"
+                )
+            })?;
+            let destructive = registry.get(&tool).is_some_and(|t| {
+                t.meta().effect == Effect::Destructive && policy.refusal(&t.meta()).is_none()
+            });
+            let dry = args.get("dry_run").and_then(|v| v.as_bool()) == Some(true);
+            if destructive && !dry && !yes && !confirm_at_terminal(&tool, &args)? {
+                eprintln!("{tool} not run: not confirmed (pass --yes to confirm non-interactively, or dry_run=true to preview)");
+                return Ok(std::process::ExitCode::from(3));
+            }
+            match registry.call(&ctx, &tool, args).await {
+                Ok(out) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&out.structured)?);
+                    } else {
+                        print!("{}", out.text);
+                    }
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "{tool} failed: {}",
+                        aiops_mcp::policy::redact::redact_text(&e.to_string())
+                    );
+                    Ok(std::process::ExitCode::from(2))
+                }
+            }
+        }
         Command::Check => {
-            let client = aiops_mcp::cluster::client(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
+            let client = ctx.clusters.client(None).await?;
             let v = client.apiserver_version().await?;
-            let nodes = Api::<Node>::all(client).list(&ListParams::default()).await?;
-            let ready = nodes
-                .items
-                .iter()
-                .filter(|n| {
-                    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
-                })
-                .count();
-            println!("server {} ({}), nodes ready {}/{}", v.git_version, v.platform, ready, nodes.items.len());
-            Ok(())
+            let out = registry
+                .call(&ctx, "cluster_overview", serde_json::json!({}))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("server {} ({})", v.git_version, v.platform);
+            print!("{}", out.text);
+            Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+fn confirm_at_terminal(tool: &str, args: &serde_json::Value) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{tool} {args} is destructive. Go ahead? [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }

@@ -50,17 +50,30 @@ pub fn install_crypto_provider() {
 /// (or the current context), falling back to the in-cluster service account.
 pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
     install_crypto_provider();
-    let opts = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let opts = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
     let config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig { path: path.to_path_buf(), source })?;
+            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            })?;
             check_context(&kc, context)?;
-            Config::from_custom_kubeconfig(kc, &opts).await.map_err(Error::Config)?
+            Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(Error::Config)?
         }
         None if context.is_some() => {
-            let kc = Kubeconfig::read().map_err(|source| Error::Kubeconfig { path: default_path(), source })?;
+            let kc = Kubeconfig::read().map_err(|source| Error::Kubeconfig {
+                path: default_path(),
+                source,
+            })?;
             check_context(&kc, context)?;
-            Config::from_custom_kubeconfig(kc, &opts).await.map_err(Error::Config)?
+            Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(Error::Config)?
         }
         None => Config::infer().await.map_err(Error::NoConfig)?,
     };
@@ -78,6 +91,148 @@ fn check_context(kc: &Kubeconfig, context: Option<&str>) -> Result<()> {
     if kc.contexts.iter().any(|c| c.name == ctx) {
         return Ok(());
     }
-    let available = kc.contexts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-    Err(Error::UnknownContext { context: ctx.to_string(), available })
+    let available = kc
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::UnknownContext {
+        context: ctx.to_string(),
+        available,
+    })
+}
+
+/// Clients per kubeconfig context, created on first use and shared; plus a discovery cache.
+#[derive(Clone)]
+pub struct Clusters {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    kubeconfig: Option<PathBuf>,
+    default_context: Option<String>,
+    clients: tokio::sync::Mutex<std::collections::HashMap<String, Client>>,
+    discovery: tokio::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<kube::Discovery>)>,
+    >,
+}
+
+/// A kubeconfig context, without credentials.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct ContextInfo {
+    /// Context name, to pass as `context`.
+    pub name: String,
+    /// The cluster's API server URL.
+    pub server: String,
+    /// Default namespace of the context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The server uses this context when a tool gets no `context`.
+    pub default: bool,
+}
+
+const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Clusters {
+    pub fn new(kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
+        install_crypto_provider();
+        Clusters {
+            inner: std::sync::Arc::new(Inner {
+                kubeconfig,
+                default_context,
+                clients: Default::default(),
+                discovery: Default::default(),
+            }),
+        }
+    }
+
+    fn key(&self, context: Option<&str>) -> String {
+        context
+            .or(self.inner.default_context.as_deref())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The client for `context` (None = the server's default context).
+    pub async fn client(&self, context: Option<&str>) -> Result<Client> {
+        let key = self.key(context);
+        let mut clients = self.inner.clients.lock().await;
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let ctx = (!key.is_empty()).then_some(key.as_str());
+        let c = client(self.inner.kubeconfig.as_deref(), ctx).await?;
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// API discovery for `context`, cached for 5 minutes.
+    pub async fn discovery(
+        &self,
+        context: Option<&str>,
+    ) -> std::result::Result<std::sync::Arc<kube::Discovery>, kube::Error> {
+        let key = self.key(context);
+        let mut cache = self.inner.discovery.lock().await;
+        if let Some((at, d)) = cache.get(&key) {
+            if at.elapsed() < DISCOVERY_TTL {
+                return Ok(d.clone());
+            }
+        }
+        let client = self
+            .client(context)
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let d = std::sync::Arc::new(kube::Discovery::new(client).run().await?);
+        cache.insert(key, (std::time::Instant::now(), d.clone()));
+        Ok(d)
+    }
+
+    /// The contexts of the kubeconfig (or the in-cluster one), without credentials.
+    pub fn contexts(&self) -> Result<Vec<ContextInfo>> {
+        let kc = match &self.inner.kubeconfig {
+            Some(p) => Kubeconfig::read_from(p).map_err(|source| Error::Kubeconfig {
+                path: p.clone(),
+                source,
+            })?,
+            None => match Kubeconfig::read() {
+                Ok(kc) => kc,
+                Err(_) => {
+                    let server = std::env::var("KUBERNETES_SERVICE_HOST")
+                        .map(|h| format!("https://{h}"))
+                        .unwrap_or_default();
+                    return Ok(vec![ContextInfo {
+                        name: "in-cluster".into(),
+                        server,
+                        namespace: None,
+                        default: true,
+                    }]);
+                }
+            },
+        };
+        let current = self
+            .inner
+            .default_context
+            .clone()
+            .or(kc.current_context.clone());
+        Ok(kc
+            .contexts
+            .iter()
+            .map(|c| {
+                let ctx = c.context.clone().unwrap_or_default();
+                let server = kc
+                    .clusters
+                    .iter()
+                    .find(|cl| cl.name == ctx.cluster)
+                    .and_then(|cl| cl.cluster.as_ref()?.server.clone())
+                    .unwrap_or_default();
+                ContextInfo {
+                    name: c.name.clone(),
+                    server,
+                    namespace: ctx.namespace.clone(),
+                    default: current.as_deref() == Some(c.name.as_str()),
+                }
+            })
+            .collect())
+    }
 }

@@ -14,7 +14,9 @@ pub async fn client() -> Client {
         std::env::var_os("KUBECONFIG").is_some(),
         "KUBECONFIG is not set: run the suite with tests/run, which starts the sandbox"
     );
-    aiops_mcp::cluster::client(None, None).await.expect("sandbox client")
+    aiops_mcp::cluster::client(None, None)
+        .await
+        .expect("sandbox client")
 }
 
 /// A namespace that exists for one test and is deleted when dropped.
@@ -28,22 +30,34 @@ impl TestNs {
         let client = client().await;
         let suffix: u32 = rand_suffix();
         let name = format!("it-{prefix}-{suffix:x}");
-        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
         // The service-account controller creates `default` shortly after and the token controller
         // gives it a token secret (1.20); pods are refused until both exist.
-        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
-        wait_for("default service account with its token", Duration::from_secs(20), || async {
-            let sa = sas.get_opt("default").await.ok().flatten()?;
-            sa.secrets.filter(|s| !s.is_empty()).map(|_| ())
-        })
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        wait_for(
+            "default service account with its token",
+            Duration::from_secs(20),
+            || async {
+                let sa = sas.get_opt("default").await.ok().flatten()?;
+                sa.secrets.filter(|s| !s.is_empty()).map(|_| ())
+            },
+        )
         .await;
         TestNs { client, name }
     }
 
     pub fn api<K>(&self) -> Api<K>
     where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
         K::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.name)
@@ -59,9 +73,14 @@ impl TestNs {
             let kind = value["kind"].as_str().expect("kind").to_string();
             let obj: kube::api::DynamicObject = serde_json::from_value(value).unwrap();
             let gvk = kube::api::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
-            let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk).await.expect("kind served");
-            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(self.client.clone(), &self.name, &ar);
-            api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create {kind}: {e}"));
+            let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+                .await
+                .expect("kind served");
+            let api: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &self.name, &ar);
+            api.create(&PostParams::default(), &obj)
+                .await
+                .unwrap_or_else(|e| panic!("create {kind}: {e}"));
         }
     }
 }
@@ -81,7 +100,12 @@ impl Drop for TestNs {
 fn rand_suffix() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
     h.finish() as u32
 }
 
@@ -105,7 +129,14 @@ where
 
 /// Runs kubectl against the sandbox; returns (success, stdout + stderr).
 pub fn kubectl(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("kubectl").args(args).output().expect("kubectl runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }

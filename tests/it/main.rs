@@ -2,4 +2,5 @@
 //! `tests/run` starts (KUBECONFIG points at it), each in its own namespace.
 
 mod common;
+mod mcp;
 mod sandbox;

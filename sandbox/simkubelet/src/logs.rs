@@ -72,17 +72,18 @@ impl LogStore {
                 "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
             ));
         };
-        let lines =
-            if q.previous.unwrap_or(false) {
-                match &e.previous {
-                    Some(p) => p,
-                    None => return Err(format!(
+        let lines = if q.previous.unwrap_or(false) {
+            match &e.previous {
+                Some(p) => p,
+                None => {
+                    return Err(format!(
                         "previous terminated container \"{container}\" in pod \"{pod}\" not found"
-                    )),
+                    ))
                 }
-            } else {
-                &e.current
-            };
+            }
+        } else {
+            &e.current
+        };
         let since = match (&q.since_time, q.since_seconds) {
             (Some(t), _) => t.parse::<Timestamp>().ok(),
             (None, Some(s)) => Some(Timestamp::now() - SignedDuration::from_secs(s)),
