@@ -126,7 +126,7 @@ pub struct ContextInfo {
     /// The cluster's API server URL.
     pub server: String,
     /// Default namespace of the context.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The server uses this context when a tool gets no `context`.
     pub default: bool,

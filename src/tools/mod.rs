@@ -50,13 +50,16 @@ pub trait Render {
     fn render(&self) -> String;
 }
 
+/// Receives (progress, total, message) of a long call.
+pub type ProgressFn = Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>;
+
 /// Everything a tool call may use.
 #[derive(Clone)]
 pub struct Ctx {
     pub clusters: Clusters,
     pub policy: Arc<Policy>,
     /// Reports progress of long calls (`notifications/progress` over MCP, stderr in the CLI).
-    pub progress: Option<Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
 }
 
 /// Parameters every tool accepts.

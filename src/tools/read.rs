@@ -70,7 +70,7 @@ pub(crate) async fn ensure_namespace(client: &Client, ns: &str) -> Result<(), To
 /// One pod's status the way `kubectl get pods` shows it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PodRow {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub name: String,
     /// STATUS column: Running, CrashLoopBackOff, Init:0/1, Pending, ImagePullBackOff, …
@@ -79,18 +79,21 @@ pub struct PodRow {
     pub ready: String,
     pub restarts: i32,
     pub age: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Owning workload, e.g. `Deployment/backend`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Last termination of a container: reason, exit code, when.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_termination: Option<String>,
     /// Waiting/condition message, shortened.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
+
+/// A failed container exit this recent keeps a pod unhealthy even while it is Running.
+const RECENT_FAILURE_SECS: i64 = 600;
 
 /// (status text, healthy?) like kubectl's printer.
 pub fn pod_status(p: &Pod) -> (String, bool) {
@@ -158,7 +161,22 @@ pub fn pod_status(p: &Pod) -> (String, bool) {
         .container_statuses
         .as_ref()
         .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.ready));
-    let healthy = (phase == "Running" && reason == "Running" && all_ready) || phase == "Succeeded";
+    // A crash-looping container is Running for a moment between restarts: a failed exit in the
+    // last 10 minutes still makes the pod unhealthy. One old restart on a stable pod does not.
+    let now = Timestamp::now();
+    let recent_failure = st.container_statuses.iter().flatten().any(|c| {
+        c.last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .is_some_and(|t| {
+                let failed = t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled");
+                let recent = ts(&t.finished_at)
+                    .is_none_or(|f| now.duration_since(f).as_secs() < RECENT_FAILURE_SECS);
+                failed && recent
+            })
+    });
+    let healthy = (phase == "Running" && reason == "Running" && all_ready && !recent_failure)
+        || phase == "Succeeded";
     (reason, healthy)
 }
 
@@ -288,7 +306,7 @@ pub struct PodsListOutput {
     pub unhealthy: Vec<PodRow>,
     pub healthy_count: usize,
     /// Healthy pods (only with show_healthy).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub healthy: Vec<PodRow>,
     /// Pods not listed because of `limit`.
     pub not_shown: usize,
@@ -591,9 +609,9 @@ pub struct NodeSummary {
     pub name: String,
     pub ready: bool,
     /// Conditions other than Ready that are True (MemoryPressure, DiskPressure, PIDPressure, …).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,
 }
 
@@ -616,7 +634,7 @@ pub struct OverviewOutput {
     pub nodes: Vec<NodeSummary>,
     pub namespaces: Vec<NamespaceHealth>,
     /// Parts of the cluster the server's identity could not read.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blind_spots: Vec<String>,
 }
 
@@ -978,12 +996,12 @@ pub struct ResourcesListParams {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ResourceRow {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub name: String,
     pub age: String,
     /// Kind-specific summary: `ready 2/2`, `Running`, `ClusterIP 10.96.0.10 80/TCP`, `3 keys`.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub summary: String,
 }
 
@@ -993,10 +1011,10 @@ pub struct ResourcesListOutput {
     pub api_version: String,
     pub items: Vec<ResourceRow>,
     /// Pass as `continue` to get the next page.
-    #[serde(skip_serializing_if = "Option::is_none", rename = "continue")]
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "continue")]
     pub continue_token: Option<String>,
     /// Items left after this page, when the server says.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<i64>,
 }
 
@@ -1237,11 +1255,11 @@ pub struct ResourcesGetParams {
 pub struct ResourcesGetOutput {
     pub kind: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The object as YAML.
     pub yaml: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventRow>,
 }
 
@@ -1639,5 +1657,107 @@ impl Render for EventsListOutput {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: Value) -> Pod {
+        serde_json::from_value(json_pod(status)).unwrap()
+    }
+
+    fn json_pod(status: Value) -> Value {
+        serde_json::json!({
+            "metadata": {"name": "p", "namespace": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": status,
+        })
+    }
+
+    fn ago(secs: i64) -> String {
+        (Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+    }
+
+    #[test]
+    fn crash_loop_between_restarts_is_unhealthy_even_while_running() {
+        let p = pod(
+            serde_json::json!({"phase": "Running", "containerStatuses": [{
+                "name": "c", "image": "x", "imageID": "", "ready": true, "restartCount": 9,
+                "state": {"running": {"startedAt": ago(1)}},
+                "lastState": {"terminated": {"exitCode": 2, "reason": "Error", "finishedAt": ago(2)}}
+            }]}),
+        );
+        assert_eq!(pod_status(&p), ("Running".to_string(), false));
+    }
+
+    #[test]
+    fn one_old_restart_on_a_stable_pod_is_healthy() {
+        let p = pod(
+            serde_json::json!({"phase": "Running", "containerStatuses": [{
+                "name": "c", "image": "x", "imageID": "", "ready": true, "restartCount": 1,
+                "state": {"running": {"startedAt": ago(7200)}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": ago(7200)}}
+            }]}),
+        );
+        assert_eq!(pod_status(&p), ("Running".to_string(), true));
+    }
+
+    #[test]
+    fn status_column_matches_kubectl_for_waiting_and_init_states() {
+        let p = pod(
+            serde_json::json!({"phase": "Running", "containerStatuses": [{
+                "name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}
+            }]}),
+        );
+        assert_eq!(pod_status(&p).0, "CrashLoopBackOff");
+        let p = pod(serde_json::json!({"phase": "Pending",
+            "initContainerStatuses": [{"name": "migrate", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}],
+            "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "PodInitializing"}}}]}));
+        assert_eq!(pod_status(&p), ("Init:CrashLoopBackOff".to_string(), false));
+        let p = pod(serde_json::json!({"phase": "Succeeded"}));
+        assert!(pod_status(&p).1);
+    }
+
+    #[test]
+    fn deployment_pods_name_their_deployment_as_owner() {
+        let mut v = json_pod(serde_json::json!({"phase": "Running"}));
+        v["metadata"]["labels"] = serde_json::json!({"pod-template-hash": "5d8c7f9b6"});
+        v["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8c7f9b6", "uid": "u", "controller": true}]);
+        let p: Pod = serde_json::from_value(v).unwrap();
+        assert_eq!(owner(&p).as_deref(), Some("Deployment/web"));
+    }
+
+    #[test]
+    fn events_group_by_object_and_reason_with_warnings_first() {
+        let ev = |reason: &str, ty: &str, count: i32, last: i64| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("e{reason}{last}"), "namespace": "n"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "n"},
+                "reason": reason, "type": ty, "message": format!("{reason} at {last}"), "count": count,
+                "firstTimestamp": ago(last + 10), "lastTimestamp": ago(last)
+            }))
+            .unwrap()
+        };
+        let (rows, more) = group_events(
+            vec![
+                ev("Started", "Normal", 1, 1),
+                ev("BackOff", "Warning", 3, 50),
+                ev("BackOff", "Warning", 2, 5),
+            ],
+            None,
+            Timestamp::now(),
+            10,
+            false,
+        );
+        assert_eq!(more, 0);
+        assert_eq!(rows[0].reason, "BackOff");
+        assert_eq!(rows[0].count, 5);
+        assert_eq!(rows[0].message, "BackOff at 5");
+        assert_eq!(rows[1].reason, "Started");
     }
 }

@@ -40,12 +40,12 @@ pub struct ApplyParams {
 pub struct AppliedObject {
     pub kind: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// created, configured or unchanged (prefixed `would be` in a dry run).
     pub result: String,
     /// Field paths that changed (at most 20).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
 }
 
@@ -331,7 +331,7 @@ pub struct DeleteParamsIn {
 pub struct DeleteOutput {
     pub kind: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub dry_run: bool,
     /// deleted, or would be deleted.

@@ -87,13 +87,23 @@ impl TestNs {
 
 impl Drop for TestNs {
     fn drop(&mut self) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
+        // The test's runtime is shutting down: delete from a runtime of our own, and wait for
+        // the request (not for the namespace to be gone).
         let name = self.name.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = api.delete(&name, &DeleteParams::background()).await;
-            });
-        }
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let c = aiops_mcp::cluster::client(None, None).await.ok()?;
+                Api::<Namespace>::all(c)
+                    .delete(&name, &DeleteParams::background())
+                    .await
+                    .ok()
+            })
+        })
+        .join();
     }
 }
 

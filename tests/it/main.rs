@@ -2,5 +2,6 @@
 //! `tests/run` starts (KUBECONFIG points at it), each in its own namespace.
 
 mod common;
+mod external;
 mod mcp;
 mod sandbox;

@@ -23,10 +23,13 @@ struct Instances {
     previous: Option<VecDeque<(Timestamp, String)>>,
 }
 
+/// (namespace, pod, container).
+type ContainerKey = (String, String, String);
+
 /// (namespace, pod, container) → its instances' lines.
 #[derive(Clone, Default)]
 pub struct LogStore {
-    inner: Arc<Mutex<HashMap<(String, String, String), Instances>>>,
+    inner: Arc<Mutex<HashMap<ContainerKey, Instances>>>,
 }
 
 impl LogStore {
