@@ -6,4 +6,5 @@
 pub mod cluster;
 pub mod mcp;
 pub mod policy;
+pub mod stack;
 pub mod tools;

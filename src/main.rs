@@ -68,6 +68,41 @@ enum Command {
     },
     /// Check that the cluster answers: server version and node readiness.
     Check,
+    /// Deploy the todo stack (stack_deploy) with a progress bar.
+    Deploy {
+        #[command(flatten)]
+        target: StackTarget,
+        /// Values file (YAML or JSON, the chart's values.yaml shape).
+        #[arg(long, short = 'f')]
+        values: Option<PathBuf>,
+        /// Where the Secret comes from: existing (default) or server-env.
+        #[arg(long)]
+        secrets_from: Option<String>,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not wait for the rollouts.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Status of the todo stack (stack_status).
+    Status {
+        #[command(flatten)]
+        target: StackTarget,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct StackTarget {
+    /// Release name of the stack.
+    #[arg(long, default_value = "todo")]
+    release: String,
+    /// Namespace of the stack.
+    #[arg(long, short = 'n', default_value = "todo-app")]
+    namespace: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -197,6 +232,60 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         }
+        Command::Deploy {
+            target,
+            values,
+            secrets_from,
+            dry_run,
+            no_wait,
+            timeout,
+        } => {
+            let values: serde_json::Value = match values {
+                Some(f) => {
+                    let text = std::fs::read_to_string(&f).map_err(|e| {
+                        anyhow::anyhow!("cannot read values file {}: {e}", f.display())
+                    })?;
+                    serde_norway::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!("values file {} is not YAML/JSON: {e}", f.display())
+                    })?
+                }
+                None => serde_json::json!({}),
+            };
+            let args = serde_json::json!({
+                "release": target.release, "namespace": target.namespace, "values": values,
+                "secrets_from": secrets_from, "dry_run": dry_run, "wait": !no_wait, "timeout_seconds": timeout,
+            });
+            let bar = indicatif::ProgressBar::new(1);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {pos}/{len} available  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let b = bar.clone();
+            let mut ctx = ctx;
+            ctx.progress = Some(Arc::new(
+                move |done: f64, total: Option<f64>, msg: String| {
+                    if let Some(t) = total {
+                        b.set_length(t as u64);
+                    }
+                    b.set_position(done as u64);
+                    b.set_message(msg);
+                },
+            ));
+            let res = registry.call(&ctx, "stack_deploy", args).await;
+            bar.finish_and_clear();
+            print_result(res)
+        }
+        Command::Status { target } => print_result(
+            registry
+                .call(
+                    &ctx,
+                    "stack_status",
+                    serde_json::json!({"release": target.release, "namespace": target.namespace}),
+                )
+                .await,
+        ),
         Command::Check => {
             let client = ctx.clusters.client(None).await?;
             let v = client.apiserver_version().await?;
@@ -207,6 +296,24 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("server {} ({})", v.git_version, v.platform);
             print!("{}", out.text);
             Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_result(
+    res: Result<aiops_mcp::tools::ToolOutput, aiops_mcp::tools::ToolError>,
+) -> anyhow::Result<std::process::ExitCode> {
+    match res {
+        Ok(out) => {
+            print!("{}", out.text);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                aiops_mcp::policy::redact::redact_text(&e.to_string())
+            );
+            Ok(std::process::ExitCode::from(2))
         }
     }
 }

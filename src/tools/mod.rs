@@ -5,6 +5,7 @@
 //! checked, the tool runs, and its result is redacted and capped before any adapter sees it.
 
 pub mod read;
+pub mod stack;
 mod util;
 pub mod write;
 
@@ -189,6 +190,10 @@ impl Registry {
             Arc::new(read::EventsList),
             Arc::new(write::ResourcesApply),
             Arc::new(write::ResourcesDelete),
+            Arc::new(stack::StackRender),
+            Arc::new(stack::StackDeploy),
+            Arc::new(stack::StackStatus),
+            Arc::new(stack::StackTeardown),
         ];
         Registry { tools }
     }

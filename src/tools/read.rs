@@ -252,6 +252,7 @@ pub fn pod_row(p: &Pod, now: Timestamp, with_ns: bool) -> PodRow {
                 .and_then(|c| c.message.clone())
         })
         .or(st.message.clone())
+        .filter(|m| !m.starts_with("back-off "))
         .map(|m| shorten(&m, 160));
     PodRow {
         namespace: with_ns.then(|| p.metadata.namespace.clone().unwrap_or_default()),
@@ -438,6 +439,70 @@ fn row_line(r: &PodRow) -> String {
     s
 }
 
+/// Unhealthy pods grouped by owner and status: what they share once, then one short line per pod.
+fn render_unhealthy(rows: &[PodRow]) -> String {
+    let mut groups: Vec<(String, Vec<&PodRow>)> = vec![];
+    for r in rows {
+        let key = format!(
+            "{}{} {}",
+            r.namespace
+                .as_ref()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default(),
+            r.owner.clone().unwrap_or_else(|| "(no owner)".into()),
+            r.status
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    let mut s = String::new();
+    for (key, g) in groups {
+        if g.len() == 1 {
+            s.push_str(&row_line(g[0]));
+            continue;
+        }
+        // What the pods share: the kind of last termination (without its time) and the message.
+        let last = g[0]
+            .last_termination
+            .as_ref()
+            .map(|t| t.split(" (").next().unwrap_or(t).to_string());
+        s.push_str(&format!("  {key} x{}", g.len()));
+        if let Some(t) = last.filter(|t| {
+            g.iter().all(|r| {
+                r.last_termination
+                    .as_deref()
+                    .is_some_and(|x| x.starts_with(t.as_str()))
+            })
+        }) {
+            s.push_str(&format!(" last={t}"));
+        }
+        if let Some(m) = g[0]
+            .message
+            .as_ref()
+            .filter(|m| g.iter().all(|r| r.message.as_ref() == Some(*m)))
+        {
+            s.push_str(&format!(" msg=\"{m}\""));
+        }
+        s.push_str(":\n");
+        for r in g {
+            s.push_str(&format!(
+                "    {} ready={} restarts={} age={}{}\n",
+                r.name,
+                r.ready,
+                r.restarts,
+                r.age,
+                r.node
+                    .as_ref()
+                    .map(|n| format!(" node={n}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    s
+}
+
 impl Render for PodsListOutput {
     fn render(&self) -> String {
         let counts: Vec<String> = self
@@ -452,7 +517,7 @@ impl Render for PodsListOutput {
         s.push('\n');
         if !self.unhealthy.is_empty() {
             s.push_str(&format!("Unhealthy ({}):\n", self.unhealthy.len()));
-            self.unhealthy.iter().for_each(|r| s.push_str(&row_line(r)));
+            s.push_str(&render_unhealthy(&self.unhealthy));
         } else if self.total > 0 {
             s.push_str("All pods healthy.\n");
         }

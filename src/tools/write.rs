@@ -134,6 +134,58 @@ fn comparable(mut v: Value) -> Value {
     v
 }
 
+/// Server-side applies one object and says what happened: (`created`/`configured`/`unchanged`,
+/// prefixed `would be ` in a dry run; the changed field paths).
+pub(crate) async fn apply_object(
+    api: &kube::Api<DynamicObject>,
+    kind: &str,
+    name: &str,
+    doc: Value,
+    dry_run: bool,
+    force: bool,
+) -> Result<(String, Vec<String>), ToolError> {
+    let what = format!("apply {kind} {name}");
+    let before = api
+        .get_opt(name)
+        .await
+        .map_err(|e| ToolError::from_kube(e, &what))?;
+    let mut pp = PatchParams::apply(FIELD_MANAGER);
+    pp.force = force;
+    pp.dry_run = dry_run;
+    let obj: DynamicObject = serde_json::from_value(doc).map_err(|e| {
+        ToolError::invalid(
+            format!("{kind} {name} is not a valid object: {e}"),
+            "check the document's structure",
+        )
+    })?;
+    let after = api
+        .patch(name, &pp, &Patch::Apply(&obj))
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => ToolError::invalid(
+                format!("apply conflict on {kind} {name}: {}", s.message),
+                "another field manager owns these fields; pass force=true to take them over",
+            ),
+            e => ToolError::from_kube(e, &what),
+        })?;
+    let prefix = if dry_run { "would be " } else { "" };
+    Ok(match before {
+        None => (format!("{prefix}created"), vec![]),
+        Some(b) => {
+            let mut changed = vec![];
+            let b = comparable(serde_json::to_value(&b).unwrap_or_default());
+            let a = comparable(serde_json::to_value(&after).unwrap_or_default());
+            changed_paths(&b, &a, "", &mut changed);
+            changed.truncate(20);
+            if changed.is_empty() {
+                (format!("{prefix}unchanged"), changed)
+            } else {
+                (format!("{prefix}configured"), changed)
+            }
+        }
+    })
+}
+
 impl Tool for ResourcesApply {
     type Params = ApplyParams;
     type Output = ApplyOutput;
@@ -205,67 +257,22 @@ impl Tool for ResourcesApply {
                 meta.insert("namespace".into(), Value::String(ns.clone()));
             }
             let api = dyn_api(client.clone(), &ar, &caps, ns.as_deref());
-            let what = format!(
-                "apply {} {}{}",
-                ar.kind,
-                name,
-                ns.as_ref()
-                    .map(|n| format!(" in namespace {n}"))
-                    .unwrap_or_default()
-            );
-            let before = api
+            let exists = api
                 .get_opt(&name)
                 .await
-                .map_err(|e| ToolError::from_kube(e, &what))?;
-            if before.is_none() {
-                if let Some(ns) = &ns {
-                    // A missing namespace makes a clearer error than the apply's.
-                    if !p.dry_run
-                        || !objects
-                            .iter()
-                            .any(|o: &AppliedObject| o.kind == "Namespace" && &o.name == ns)
-                    {
-                        ensure_namespace(&client, ns).await?;
-                    }
+                .map_err(|e| ToolError::from_kube(e, &format!("get {} {name}", ar.kind)))?
+                .is_some();
+            if let (false, Some(ns)) = (exists, &ns) {
+                // A missing namespace makes a clearer error than the apply's.
+                let created_here = objects
+                    .iter()
+                    .any(|o: &AppliedObject| o.kind == "Namespace" && &o.name == ns);
+                if !p.dry_run || !created_here {
+                    ensure_namespace(&client, ns).await?;
                 }
             }
-            let mut pp = PatchParams::apply(FIELD_MANAGER);
-            pp.force = p.force;
-            pp.dry_run = p.dry_run;
-            let obj: DynamicObject = serde_json::from_value(doc).map_err(|e| {
-                ToolError::invalid(
-                    format!("{} {name} is not a valid object: {e}", ar.kind),
-                    "check the document's structure",
-                )
-            })?;
-            let after = api
-                .patch(&name, &pp, &Patch::Apply(&obj))
-                .await
-                .map_err(|e| {
-                    match e {
-                kube::Error::Api(s) if s.code == 409 => ToolError::invalid(
-                    format!("apply conflict on {} {name}: {}", ar.kind, s.message),
-                    "another field manager owns these fields; pass force=true to take them over",
-                ),
-                e => ToolError::from_kube(e, &what),
-            }
-                })?;
-            let prefix = if p.dry_run { "would be " } else { "" };
-            let (result, changed) = match before {
-                None => (format!("{prefix}created"), vec![]),
-                Some(b) => {
-                    let mut changed = vec![];
-                    let b = comparable(serde_json::to_value(&b).unwrap_or_default());
-                    let a = comparable(serde_json::to_value(&after).unwrap_or_default());
-                    changed_paths(&b, &a, "", &mut changed);
-                    changed.truncate(20);
-                    if changed.is_empty() {
-                        (format!("{prefix}unchanged"), changed)
-                    } else {
-                        (format!("{prefix}configured"), changed)
-                    }
-                }
-            };
+            let (result, changed) =
+                apply_object(&api, &ar.kind, &name, doc, p.dry_run, p.force).await?;
             objects.push(AppliedObject {
                 kind: ar.kind.clone(),
                 name,

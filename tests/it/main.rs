@@ -5,3 +5,4 @@ mod common;
 mod external;
 mod mcp;
 mod sandbox;
+mod stack;

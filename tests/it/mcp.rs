@@ -223,7 +223,11 @@ async fn read_tools_answer_on_the_sandbox() {
         )
         .await,
     );
-    assert!(t.contains("crashy") && t.contains("ready 0/1"), "{t}");
+    // No readiness probe: the crashing pod is Ready for a moment after each start.
+    assert!(
+        t.contains("crashy") && (t.contains("ready 0/1") || t.contains("ready 1/1")),
+        "{t}"
+    );
 
     let r = call(
         &client,
