@@ -441,16 +441,18 @@ fn row_line(r: &PodRow) -> String {
 
 /// Unhealthy pods grouped by owner and status: what they share once, then one short line per pod.
 fn render_unhealthy(rows: &[PodRow]) -> String {
+    // Group by owning workload: a crash-looping Deployment is one problem, whatever moment of
+    // the back-off cycle each of its pods is in.
     let mut groups: Vec<(String, Vec<&PodRow>)> = vec![];
     for r in rows {
+        let ns = r
+            .namespace
+            .as_ref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
         let key = format!(
-            "{}{} {}",
-            r.namespace
-                .as_ref()
-                .map(|n| format!("{n}/"))
-                .unwrap_or_default(),
-            r.owner.clone().unwrap_or_else(|| "(no owner)".into()),
-            r.status
+            "{ns}{}",
+            r.owner.clone().unwrap_or_else(|| "(no owner)".into())
         );
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, g)) => g.push(r),
@@ -463,12 +465,16 @@ fn render_unhealthy(rows: &[PodRow]) -> String {
             s.push_str(&row_line(g[0]));
             continue;
         }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        g.iter()
+            .for_each(|r| *counts.entry(r.status.as_str()).or_insert(0) += 1);
+        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        s.push_str(&format!("  {key} x{} ({})", g.len(), counts.join(", ")));
         // What the pods share: the kind of last termination (without its time) and the message.
         let last = g[0]
             .last_termination
             .as_ref()
             .map(|t| t.split(" (").next().unwrap_or(t).to_string());
-        s.push_str(&format!("  {key} x{}", g.len()));
         if let Some(t) = last.filter(|t| {
             g.iter().all(|r| {
                 r.last_termination
@@ -487,16 +493,14 @@ fn render_unhealthy(rows: &[PodRow]) -> String {
         }
         s.push_str(":\n");
         for r in g {
+            let node = r
+                .node
+                .as_ref()
+                .map(|n| format!(" node={n}"))
+                .unwrap_or_default();
             s.push_str(&format!(
-                "    {} ready={} restarts={} age={}{}\n",
-                r.name,
-                r.ready,
-                r.restarts,
-                r.age,
-                r.node
-                    .as_ref()
-                    .map(|n| format!(" node={n}"))
-                    .unwrap_or_default()
+                "    {} {} ready={} restarts={} age={}{node}\n",
+                r.name, r.status, r.ready, r.restarts, r.age
             ));
         }
     }

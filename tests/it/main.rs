@@ -3,6 +3,7 @@
 
 mod common;
 mod external;
+mod helm;
 mod mcp;
 mod sandbox;
 mod stack;

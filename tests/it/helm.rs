@@ -1,0 +1,438 @@
+//! Helm interop with real Helm (PyPI helm-sdkpy through tests/py/helm_driver.py): chart lint,
+//! chart ↔ stack_render parity, Helm seeing stacks aiops-mcp deployed and the other way round,
+//! and the aiops-mcp chart installed with the permissions it means to grant.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use aiops_mcp::cluster::Clusters;
+use aiops_mcp::policy::Policy;
+use aiops_mcp::tools::{Ctx, Registry};
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{json, Value};
+
+use crate::common::TestNs;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the Helm driver; returns its JSON answer (and whether it exited 0).
+fn helm(args: &[&str]) -> (bool, Value) {
+    let py = repo().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: tests/run installs the venv with helm-sdkpy",
+        py.display()
+    );
+    let out = Command::new(py)
+        .arg(repo().join("tests/py/helm_driver.py"))
+        .args(args)
+        .output()
+        .expect("helm driver runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "helm {args:?}: {e}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+async fn helm_async(args: Vec<String>) -> (bool, Value) {
+    tokio::task::spawn_blocking(move || helm(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap()
+}
+
+fn values_file(v: &Value) -> tempfile_path::TempPath {
+    tempfile_path::write(&v.to_string())
+}
+
+/// A tiny temp-file helper (JSON is YAML, so Helm reads it as a values file).
+mod tempfile_path {
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    pub fn write(text: &str) -> TempPath {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(text.as_bytes());
+        let p = std::env::temp_dir().join(format!("aiops-values-{:x}.json", h.finish()));
+        std::fs::write(&p, text).unwrap();
+        TempPath(p)
+    }
+}
+
+fn ctx() -> Ctx {
+    Ctx {
+        clusters: Clusters::new(None, None),
+        policy: std::sync::Arc::new(Policy {
+            allow_destructive_without_confirmation: true,
+            ..Default::default()
+        }),
+        progress: None,
+    }
+}
+
+/// Objects keyed by Kind/name, from a YAML stream.
+fn objects(yaml: &str) -> std::collections::BTreeMap<String, Value> {
+    yaml.split("\n---")
+        .filter_map(|d| serde_norway::from_str::<Value>(d).ok())
+        .filter(|v| v.is_object())
+        .map(|v| {
+            (
+                format!(
+                    "{}/{}",
+                    v["kind"].as_str().unwrap_or_default(),
+                    v["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                v,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn charts_lint_clean() {
+    let chart = repo().join("charts/todo-stack");
+    let (ok, v) = helm(&["lint", chart.to_str().unwrap()]);
+    assert!(ok && v["ok"] == true, "{v}");
+    let dev = repo().join("charts/todo-stack/values-dev.yaml");
+    let (ok, v) = helm(&[
+        "lint",
+        chart.to_str().unwrap(),
+        "--values",
+        dev.to_str().unwrap(),
+    ]);
+    assert!(ok && v["ok"] == true, "{v}");
+    let f = values_file(
+        &json!({"auth": {"existingSecret": "aiops-token"}, "writeNamespace": "todo-app"}),
+    );
+    let (ok, v) = helm(&[
+        "lint",
+        repo().join("charts/aiops-mcp").to_str().unwrap(),
+        "--values",
+        f.0.to_str().unwrap(),
+    ]);
+    assert!(ok && v["ok"] == true, "{v}");
+}
+
+#[tokio::test]
+async fn chart_renders_exactly_what_stack_render_renders() {
+    let registry = Registry::new();
+    let chart = repo().join("charts/todo-stack");
+    let cases = [
+        json!({}),
+        json!({
+            "imageRegistry": "ghcr.io/acme/", "imagePullPolicy": "Always",
+            "backend": {"tag": "1.0.3-health500", "replicas": 4, "readOnlyRootFilesystem": false},
+            "frontend": {"serviceType": "NodePort", "nodePort": 30080, "probePath": "/healthz"},
+            "config": {"migrations": false, "logLevel": "debug"},
+            "ingress": {"host": "todo.example.com", "tlsSecretName": "todo-tls"},
+            "secret": {"name": "other-secrets"},
+        }),
+        json!({"ingress": {"enabled": false}}),
+    ];
+    for values in cases {
+        let f = values_file(&values);
+        let (ok, h) = helm_async(vec![
+            "template".into(),
+            chart.to_str().unwrap().into(),
+            "--release".into(),
+            "shop".into(),
+            "--namespace".into(),
+            "store".into(),
+            "--values".into(),
+            f.0.to_str().unwrap().into(),
+        ])
+        .await;
+        assert!(ok, "{h}");
+        let ours = registry
+            .call(
+                &ctx(),
+                "stack_render",
+                json!({"release": "shop", "namespace": "store", "values": values}),
+            )
+            .await
+            .unwrap();
+        let (a, b) = (
+            objects(h["manifest"].as_str().unwrap()),
+            objects(ours.structured["yaml"].as_str().unwrap()),
+        );
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "object sets differ for {values}"
+        );
+        for (k, v) in &a {
+            assert_eq!(v, &b[k], "{k} differs for values {values}");
+        }
+    }
+}
+
+async fn stack_secret(ns: &TestNs) {
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "todo-secrets"}, "stringData": {
+        "DATABASE_URL": "postgresql://todo:pw@db/todo", "BETTER_AUTH_SECRET": "x", "BETTER_AUTH_URL": "http://todo.local", "OPENAI_API_KEY": "sk-test"}})).unwrap();
+    ns.api::<Secret>()
+        .create(&Default::default(), &s)
+        .await
+        .unwrap();
+}
+
+fn quick() -> Value {
+    json!({"frontend": {"replicas": 1}, "backend": {"replicas": 1}, "probes": {"readinessInitialDelaySeconds": 0, "readinessPeriodSeconds": 1}})
+}
+
+#[tokio::test]
+async fn helm_manages_a_stack_deployed_by_aiops_mcp() {
+    let ns = TestNs::new("helmsees").await;
+    stack_secret(&ns).await;
+    let r = Registry::new();
+    let out = r
+        .call(
+            &ctx(),
+            "stack_deploy",
+            json!({"namespace": ns.name, "values": quick()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.structured["revision"], 1, "{}", out.text);
+
+    let (ok, l) = helm_async(vec!["list".into(), "--namespace".into(), ns.name.clone()]).await;
+    assert!(ok, "{l}");
+    let rel = &l["releases"][0];
+    assert_eq!(
+        (
+            rel["name"].as_str(),
+            rel["revision"].as_i64(),
+            rel["status"].as_str()
+        ),
+        (Some("todo"), Some(1), Some("deployed")),
+        "{l}"
+    );
+    assert!(
+        rel["chart"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("todo-stack"),
+        "{l}"
+    );
+
+    // helm upgrade on top of our release.
+    let mut v = quick();
+    v["backend"]["tag"] = json!("1.0.3-health500");
+    let f = values_file(&v);
+    let chart = repo().join("charts/todo-stack");
+    let (ok, u) = helm_async(vec![
+        "upgrade".into(),
+        chart.to_str().unwrap().into(),
+        "--release".into(),
+        "todo".into(),
+        "--namespace".into(),
+        ns.name.clone(),
+        "--values".into(),
+        f.0.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(ok && u["version"] == 2, "{u}");
+    let st = r
+        .call(&ctx(), "stack_status", json!({"namespace": ns.name}))
+        .await
+        .unwrap();
+    assert!(
+        st.text.contains("release revision 2 (deployed)")
+            && st.text.contains("todo-backend:1.0.3-health500"),
+        "{}",
+        st.text
+    );
+
+    // helm rollback to our revision 1; aiops-mcp sees revision 3 and the old image.
+    let (ok, rb) = helm_async(vec![
+        "rollback".into(),
+        "todo".into(),
+        "1".into(),
+        "--namespace".into(),
+        ns.name.clone(),
+    ])
+    .await;
+    assert!(ok, "{rb}");
+    let (_, h) = helm_async(vec![
+        "history".into(),
+        "todo".into(),
+        "--namespace".into(),
+        ns.name.clone(),
+    ])
+    .await;
+    let hist: Vec<(i64, String)> = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["revision"].as_i64().unwrap(),
+                x["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hist,
+        vec![
+            (1, "superseded".into()),
+            (2, "superseded".into()),
+            (3, "deployed".into())
+        ],
+        "{h}"
+    );
+    let st = r
+        .call(&ctx(), "stack_status", json!({"namespace": ns.name}))
+        .await
+        .unwrap();
+    assert!(
+        st.text.contains("release revision 3 (deployed)") && st.text.contains("todo-backend:1.0.0"),
+        "{}",
+        st.text
+    );
+
+    // And aiops-mcp deploys on top of Helm's revisions.
+    let out = r
+        .call(
+            &ctx(),
+            "stack_deploy",
+            json!({"namespace": ns.name, "values": quick(), "wait": false}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.structured["revision"] == 4 || out.structured["outcome"] == "unchanged",
+        "{}",
+        out.text
+    );
+}
+
+#[tokio::test]
+async fn aiops_mcp_sees_a_stack_installed_by_helm() {
+    let ns = TestNs::new("helminst").await;
+    stack_secret(&ns).await;
+    let f = values_file(&quick());
+    let chart = repo().join("charts/todo-stack");
+    let (ok, i) = helm_async(vec![
+        "install".into(),
+        chart.to_str().unwrap().into(),
+        "--release".into(),
+        "todo".into(),
+        "--namespace".into(),
+        ns.name.clone(),
+        "--values".into(),
+        f.0.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(ok && i["version"] == 1, "{i}");
+    let r = Registry::new();
+    let st = crate::common::wait_for(
+        "helm-installed stack healthy",
+        std::time::Duration::from_secs(60),
+        || async {
+            let st = r
+                .call(&ctx(), "stack_status", json!({"namespace": ns.name}))
+                .await
+                .ok()?;
+            (st.structured["verdict"] == "healthy").then_some(st)
+        },
+    )
+    .await;
+    assert!(
+        st.text.contains("release revision 1 (deployed)"),
+        "{}",
+        st.text
+    );
+    // Deploying the same values through aiops-mcp changes no object.
+    let out = r
+        .call(
+            &ctx(),
+            "stack_deploy",
+            json!({"namespace": ns.name, "values": quick()}),
+        )
+        .await
+        .unwrap();
+    let changed: Vec<&Value> = out.structured["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["result"].as_str().unwrap().ends_with("unchanged"))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "helm-installed objects differ from ours: {}",
+        out.text
+    );
+}
+
+#[tokio::test]
+async fn aiops_mcp_chart_installs_with_read_access_and_writes_only_in_the_stack_namespace() {
+    let ns = TestNs::new("helmchart").await;
+    let stack_ns = TestNs::new("helmwrite").await;
+    let f = values_file(
+        &json!({"auth": {"existingSecret": "aiops-token"}, "writeNamespace": stack_ns.name}),
+    );
+    let chart = repo().join("charts/aiops-mcp");
+    let (ok, i) = helm_async(vec![
+        "install".into(),
+        chart.to_str().unwrap().into(),
+        "--release".into(),
+        "aiops".into(),
+        "--namespace".into(),
+        ns.name.clone(),
+        "--values".into(),
+        f.0.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(ok, "{i}");
+    let sas = ns
+        .api::<k8s_openapi::api::core::v1::ServiceAccount>()
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let sa = sas
+        .items
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .find(|n| n != "default")
+        .expect("the chart's ServiceAccount");
+    let who = format!("system:serviceaccount:{}:{sa}", ns.name);
+    let can = |verb: &str, res: &str, namespace: Option<&str>| {
+        let mut args = vec!["auth", "can-i", verb, res, "--as", who.as_str()];
+        match namespace {
+            Some(n) => args.extend(["-n", n]),
+            None => args.push("--all-namespaces"),
+        }
+        crate::common::kubectl(&args).1.trim().to_string()
+    };
+    assert_eq!(can("list", "pods", None), "yes");
+    assert_eq!(can("get", "pods/log", Some("default")), "yes");
+    assert_eq!(can("create", "deployments", Some(&stack_ns.name)), "yes");
+    assert_eq!(can("create", "deployments", Some("default")), "no");
+    assert_eq!(can("list", "secrets", None), "no");
+    let svc = ns
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert!(svc.items.iter().any(|s| s
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .is_some_and(|p| p.iter().any(|p| p.port == 8080))));
+    let (ok, _) = helm_async(vec![
+        "uninstall".into(),
+        "aiops".into(),
+        "--namespace".into(),
+        ns.name.clone(),
+    ])
+    .await;
+    assert!(ok);
+}
