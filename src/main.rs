@@ -88,10 +88,23 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Log tools that need no cluster.
+    #[command(subcommand)]
+    Logs(LogsCommand),
     /// Status of the todo stack (stack_status).
     Status {
         #[command(flatten)]
         target: StackTarget,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LogsCommand {
+    /// Mine templates from log lines on stdin; prints CSV `LineId,EventId,Template`.
+    Mine {
+        /// Log format naming the fields, e.g. '<Date> <Time> <Level>: <Content>' (only Content is mined).
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -276,6 +289,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let res = registry.call(&ctx, "stack_deploy", args).await;
             bar.finish_and_clear();
             print_result(res)
+        }
+        Command::Logs(LogsCommand::Mine { format }) => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            aiops_mcp::logs::mine_csv(format.as_deref(), stdin, stdout)
+                .map_err(|e| anyhow::anyhow!("logs mine: {e}"))?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Status { target } => print_result(
             registry

@@ -618,7 +618,10 @@ mod tests {
         let mut s = StackSpec::default();
         s.backend.tag = "latest".into();
         assert!(s.validate("todo").unwrap_err().contains("Pin a version"));
-        let s = StackSpec { image_pull_policy: "Sometimes".into(), ..Default::default() };
+        let s = StackSpec {
+            image_pull_policy: "Sometimes".into(),
+            ..Default::default()
+        };
         assert!(s
             .validate("todo")
             .unwrap_err()

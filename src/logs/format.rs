@@ -1,0 +1,495 @@
+//! Loghub-style log formats: `<Date> <Time> <Level> \[<Component>\]: <Content>`.
+//!
+//! `<Name>` is a field; the text between fields is a regex fragment in which a run of spaces
+//! matches any run of whitespace. Fields match lazily (as little as possible), so each field ends
+//! at the first place where the rest of the format can follow; the last field takes the rest of
+//! the line. On the fast engine (below) a field followed by whitespace holds no whitespace
+//! itself, which keeps lines that do not match cheap to reject.
+//!
+//! Formats whose fragments are plain text, escaped punctuation, spaces and optional groups
+//! `( … )?` (for example `<Component>(\[<PID>\])?: <Content>`) run on a small hand-written
+//! matcher that allocates nothing per line; any other regex syntax falls back to the `regex`
+//! crate with the same semantics.
+
+use regex::Regex;
+
+/// Error in a log format string.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FormatError {
+    #[error("log format has no <Field>")]
+    NoFields,
+    #[error("log format is not a valid pattern: {0}")]
+    Pattern(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    /// One or more whitespace characters (greedy; any byte up to `b' '` counts).
+    Ws,
+    /// Literal text.
+    Text(String),
+    /// Field number (index into `names`).
+    Field(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Engine {
+    /// Alternatives (from optional groups, the "group present" variants first).
+    Fast(Vec<Vec<Seg>>),
+    Regex {
+        re: Regex,
+        groups: Vec<usize>,
+    },
+}
+
+/// A compiled log format.
+#[derive(Debug, Clone)]
+pub struct LogFormat {
+    names: Vec<String>,
+    engine: Engine,
+    content: Option<usize>,
+}
+
+/// One parsed line: field name → text. Lines that do not match the format have only `Content`,
+/// the whole line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedLine<'a> {
+    pub fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> ParsedLine<'a> {
+    /// The value of field `name` (exact name), if the line has it.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+    /// The message part of the line.
+    pub fn content(&self) -> &'a str {
+        self.get("Content").unwrap_or("")
+    }
+    /// The `Level` field, if any.
+    pub fn level(&self) -> Option<&'a str> {
+        self.get("Level")
+    }
+    /// `Date` and `Time` (or `Timestamp`) joined by a space, whichever exist.
+    pub fn timestamp(&self) -> Option<String> {
+        match (self.get("Date"), self.get("Time"), self.get("Timestamp")) {
+            (Some(d), Some(t), _) => Some(format!("{d} {t}")),
+            (Some(d), None, _) => Some(d.to_string()),
+            (None, Some(t), _) => Some(t.to_string()),
+            (None, None, Some(ts)) => Some(ts.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Splits a format string into fragments and field names: `[frag0, name0, frag1, name1, …, fragN]`.
+fn split_format(fmt: &str) -> (Vec<&str>, Vec<&str>) {
+    let mut frags = Vec::new();
+    let mut names = Vec::new();
+    let mut rest = fmt;
+    loop {
+        // a field is `<name>` with a name free of `<`, `>` and whitespace
+        let found = rest.char_indices().find_map(|(i, c)| {
+            if c != '<' {
+                return None;
+            }
+            let after = &rest[i + 1..];
+            let end = after.find(['<', '>'])?;
+            let name = &after[..end];
+            (after.as_bytes()[end] == b'>'
+                && !name.is_empty()
+                && !name.contains(char::is_whitespace))
+            .then_some((i, name))
+        });
+        match found {
+            Some((i, name)) => {
+                frags.push(&rest[..i]);
+                names.push(name);
+                rest = &rest[i + name.len() + 2..];
+            }
+            None => {
+                frags.push(rest);
+                return (frags, names);
+            }
+        }
+    }
+}
+
+/// Parses a fragment for the fast engine: `None` when it uses regex syntax the fast engine does
+/// not cover. Produces a list of alternatives-to-be: items are either segments or an optional
+/// group (its own item list).
+#[derive(Debug, Clone)]
+enum Item {
+    Seg(Seg),
+    Opt(Vec<Item>),
+}
+
+fn parse_fast(format_frags: &[&str], field_count: usize) -> Option<Vec<Item>> {
+    // interleave fragments and fields into one character stream with field markers
+    let mut items: Vec<Vec<Item>> = vec![Vec::new()];
+    let mut text = String::new();
+    fn flush(text: &mut String, items: &mut [Vec<Item>]) {
+        if !text.is_empty() {
+            items
+                .last_mut()
+                .unwrap()
+                .push(Item::Seg(Seg::Text(std::mem::take(text))));
+        }
+    }
+    for (fi, frag) in format_frags.iter().enumerate() {
+        let mut chars = frag.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let e = chars.next()?;
+                    match e {
+                        's' => {
+                            if chars.peek() == Some(&'+') {
+                                chars.next();
+                            }
+                            flush(&mut text, &mut items);
+                            push_ws(items.last_mut().unwrap());
+                        }
+                        e if e.is_ascii_punctuation() => text.push(e),
+                        _ => return None,
+                    }
+                }
+                ' ' => {
+                    while chars.peek() == Some(&' ') {
+                        chars.next();
+                    }
+                    flush(&mut text, &mut items);
+                    push_ws(items.last_mut().unwrap());
+                }
+                '(' => {
+                    flush(&mut text, &mut items);
+                    items.push(Vec::new());
+                }
+                ')' => {
+                    if chars.next() != Some('?') || items.len() < 2 {
+                        return None;
+                    }
+                    flush(&mut text, &mut items);
+                    let group = items.pop().unwrap();
+                    items.last_mut().unwrap().push(Item::Opt(group));
+                }
+                '.' | '*' | '+' | '?' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => return None,
+                c => text.push(c),
+            }
+        }
+        if fi < field_count {
+            flush(&mut text, &mut items);
+            items.last_mut().unwrap().push(Item::Seg(Seg::Field(fi)));
+        }
+    }
+    flush(&mut text, &mut items);
+    if items.len() != 1 {
+        return None;
+    }
+    items.pop()
+}
+
+fn push_ws(items: &mut Vec<Item>) {
+    if !matches!(items.last(), Some(Item::Seg(Seg::Ws))) {
+        items.push(Item::Seg(Seg::Ws));
+    }
+}
+
+/// Expands optional groups into alternatives, "present" before "absent", at most 16.
+fn expand(items: &[Item]) -> Vec<Vec<Seg>> {
+    let mut alts: Vec<Vec<Seg>> = vec![Vec::new()];
+    for it in items {
+        match it {
+            Item::Seg(s) => alts.iter_mut().for_each(|a| a.push(s.clone())),
+            Item::Opt(inner) => {
+                let inner_alts = expand(inner);
+                let mut next = Vec::new();
+                for a in &alts {
+                    for ia in &inner_alts {
+                        let mut x = a.clone();
+                        x.extend(ia.iter().cloned());
+                        next.push(x);
+                    }
+                    next.push(a.clone());
+                }
+                alts = next;
+            }
+        }
+        if alts.len() > 16 {
+            alts.truncate(16);
+        }
+    }
+    // merge adjacent Ws produced by expansion
+    for a in &mut alts {
+        a.dedup_by(|x, y| *x == Seg::Ws && *y == Seg::Ws);
+    }
+    alts
+}
+
+impl LogFormat {
+    /// Compiles a loghub-style format string.
+    pub fn parse(fmt: &str) -> Result<LogFormat, FormatError> {
+        let (frags, names) = split_format(fmt);
+        if names.is_empty() {
+            return Err(FormatError::NoFields);
+        }
+        let content = names.iter().position(|n| *n == "Content");
+        let owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let engine = match parse_fast(&frags, names.len()) {
+            Some(items) => Engine::Fast(expand(&items)),
+            None => {
+                let mut pat = String::from("^");
+                for (i, frag) in frags.iter().enumerate() {
+                    let mut prev_space = false;
+                    for c in frag.chars() {
+                        if c == ' ' {
+                            if !prev_space {
+                                pat.push_str(r"\s+");
+                            }
+                            prev_space = true;
+                        } else {
+                            pat.push(c);
+                            prev_space = false;
+                        }
+                    }
+                    if i < names.len() {
+                        pat.push_str(&format!("(?P<f{i}>.*?)"));
+                    }
+                }
+                pat.push('$');
+                let re = Regex::new(&pat).map_err(|e| FormatError::Pattern(e.to_string()))?;
+                let groups = (0..names.len())
+                    .map(|i| {
+                        let want = format!("f{i}");
+                        re.capture_names()
+                            .position(|n| n == Some(want.as_str()))
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                Engine::Regex { re, groups }
+            }
+        };
+        Ok(LogFormat {
+            names: owned,
+            engine,
+            content,
+        })
+    }
+
+    /// Field names in format order.
+    pub fn field_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Matches `line`, filling `spans` with one byte range per field (`(0, 0)` for a field of an
+    /// absent optional group). False (spans unspecified) when the line does not match.
+    pub fn match_spans(&self, line: &str, spans: &mut Vec<(usize, usize)>) -> bool {
+        spans.clear();
+        spans.resize(self.names.len(), (0, 0));
+        match &self.engine {
+            Engine::Fast(alts) => alts.iter().any(|segs| {
+                spans.iter_mut().for_each(|s| *s = (0, 0));
+                match_segs(segs, line.as_bytes(), 0, spans)
+            }),
+            Engine::Regex { re, groups } => match re.captures(line) {
+                Some(caps) => {
+                    for (i, g) in groups.iter().enumerate() {
+                        if let Some(m) = caps.get(*g) {
+                            spans[i] = (m.start(), m.end());
+                        }
+                    }
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// The `Content` field of `line`, or the whole line when it does not match (or the format has
+    /// no `Content`).
+    pub fn content<'a>(&self, line: &'a str, spans: &mut Vec<(usize, usize)>) -> &'a str {
+        match self.content {
+            Some(ci) if self.match_spans(line, spans) => {
+                let (s, e) = spans[ci];
+                &line[s..e]
+            }
+            _ => line,
+        }
+    }
+
+    /// Parses `line` into named fields; a line that does not match has only `Content` (the whole
+    /// line).
+    pub fn parse_line<'a>(&'a self, line: &'a str) -> ParsedLine<'a> {
+        let mut spans = Vec::new();
+        if self.match_spans(line, &mut spans) {
+            ParsedLine {
+                fields: self
+                    .names
+                    .iter()
+                    .zip(&spans)
+                    .map(|(n, (s, e))| (n.as_str(), &line[*s..*e]))
+                    .collect(),
+            }
+        } else {
+            ParsedLine {
+                fields: vec![("Content", line)],
+            }
+        }
+    }
+}
+
+/// Position of `needle` (non-empty) in `hay`.
+#[inline]
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(off) = hay[from..].iter().position(|&c| c == first) {
+        let at = from + off;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Backtracking matcher: lazy fields, greedy whitespace, anchored at both ends.
+fn match_segs(segs: &[Seg], s: &[u8], pos: usize, spans: &mut [(usize, usize)]) -> bool {
+    let Some((first, rest)) = segs.split_first() else {
+        return pos == s.len();
+    };
+    match first {
+        Seg::Ws => {
+            let mut end = pos;
+            while end < s.len() && s[end] <= b' ' {
+                end += 1;
+            }
+            end > pos && match_segs(rest, s, end, spans)
+        }
+        Seg::Text(t) => {
+            s[pos..].starts_with(t.as_bytes()) && match_segs(rest, s, pos + t.len(), spans)
+        }
+        Seg::Field(i) => {
+            if rest.is_empty() {
+                spans[*i] = (pos, s.len());
+                return true;
+            }
+            let mut end = pos;
+            loop {
+                // jump to the next place where the following segment can start
+                match &rest[0] {
+                    Seg::Ws => end = super::miner::find_space(s, end),
+                    Seg::Text(t) => match find_bytes(&s[end..], t.as_bytes()) {
+                        Some(off) => end += off,
+                        None => return false,
+                    },
+                    Seg::Field(_) => {}
+                }
+                if end > s.len() {
+                    return false;
+                }
+                // never split a UTF-8 character
+                if end == s.len() || (s[end] as i8) >= -0x40 {
+                    spans[*i] = (pos, end);
+                    if match_segs(rest, s, end, spans) {
+                        return true;
+                    }
+                }
+                // a field followed by whitespace ends at the first whitespace: it holds no
+                // whitespace itself (this keeps a non-matching line linear, not exponential)
+                if end >= s.len() || rest[0] == Seg::Ws {
+                    return false;
+                }
+                end += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_extracts_named_fields() {
+        let f = LogFormat::parse("<Date> <Time> <Pid> <Level> <Component>: <Content>").unwrap();
+        let p = f.parse_line("081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_3 terminating");
+        assert_eq!(p.get("Date"), Some("081109"));
+        assert_eq!(p.level(), Some("INFO"));
+        assert_eq!(p.get("Component"), Some("dfs.DataNode$PacketResponder"));
+        assert_eq!(p.content(), "PacketResponder 1 for block blk_3 terminating");
+        assert_eq!(p.timestamp().as_deref(), Some("081109 203615"));
+    }
+
+    #[test]
+    fn format_handles_escaped_brackets_and_multiple_spaces() {
+        let f =
+            LogFormat::parse(r"<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>")
+                .unwrap();
+        let p = f.parse_line("2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200");
+        assert_eq!(p.level(), Some("INFO"));
+        assert_eq!(p.get("Node"), Some("QuorumPeer[myid=1]/0"));
+        assert_eq!(
+            p.get("Component"),
+            Some("0:0:0:0:0:0:0:2181:FastLeaderElection")
+        );
+        assert_eq!(p.get("Id"), Some("774"));
+        assert_eq!(p.content(), "Notification time out: 3200");
+    }
+
+    #[test]
+    fn format_optional_group_present_or_absent() {
+        let f =
+            LogFormat::parse(r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>")
+                .unwrap();
+        assert!(matches!(f.engine, Engine::Fast(_)));
+        let p =
+            f.parse_line("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown");
+        assert_eq!(p.get("Component"), Some("sshd(pam_unix)"));
+        assert_eq!(p.get("PID"), Some("19939"));
+        assert_eq!(p.content(), "check pass; user unknown");
+        let p = f.parse_line("Jun 14 15:16:01 combo kernel: Linux version 2.6.5");
+        assert_eq!(p.get("Component"), Some("kernel"));
+        assert_eq!(p.get("PID"), Some(""));
+        assert_eq!(p.content(), "Linux version 2.6.5");
+    }
+
+    #[test]
+    fn lines_that_do_not_match_are_whole_content() {
+        let f = LogFormat::parse(r"\[<Time>\] \[<Level>\] <Content>").unwrap();
+        let p = f.parse_line("no brackets here");
+        assert_eq!(p.fields, vec![("Content", "no brackets here")]);
+        let mut spans = Vec::new();
+        assert_eq!(
+            f.content("no brackets here", &mut spans),
+            "no brackets here"
+        );
+        assert_eq!(
+            f.content(
+                "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok",
+                &mut spans
+            ),
+            "workerEnv.init() ok"
+        );
+    }
+
+    #[test]
+    fn regex_syntax_falls_back_to_the_regex_engine() {
+        let f = LogFormat::parse(r"<Level>\d* <Content>").unwrap();
+        assert!(matches!(f.engine, Engine::Regex { .. }));
+        let p = f.parse_line("E0102 boom happened");
+        assert_eq!(p.level(), Some("E"));
+        assert_eq!(p.content(), "boom happened");
+        assert_eq!(
+            LogFormat::parse("no fields").unwrap_err(),
+            FormatError::NoFields
+        );
+        assert!(matches!(
+            LogFormat::parse("<A> (<B>"),
+            Err(FormatError::Pattern(_))
+        ));
+    }
+}
