@@ -4,6 +4,7 @@
 //! A call flows through [`Registry::call`]: params are parsed and validated, the policy is
 //! checked, the tool runs, and its result is redacted and capped before any adapter sees it.
 
+pub mod logs;
 pub mod read;
 pub mod stack;
 mod util;
@@ -188,6 +189,8 @@ impl Registry {
             Arc::new(read::ResourcesList),
             Arc::new(read::ResourcesGet),
             Arc::new(read::EventsList),
+            Arc::new(logs::LogsGet),
+            Arc::new(logs::LogsAnalyze),
             Arc::new(write::ResourcesApply),
             Arc::new(write::ResourcesDelete),
             Arc::new(stack::StackRender),

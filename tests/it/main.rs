@@ -4,6 +4,7 @@
 mod common;
 mod external;
 mod helm;
+mod logs;
 mod mcp;
 mod sandbox;
 mod stack;

@@ -63,6 +63,8 @@ pub struct Logs {
     pub every_seconds: f64,
     /// Steady-state lines, picked by weight.
     pub lines: Vec<WeightedLine>,
+    /// Lines (picked like steady-state ones) printed at once right after start: a chatty log.
+    pub burst: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

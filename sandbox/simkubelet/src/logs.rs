@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 /// Lines kept per container instance; older lines are dropped (like log rotation).
-const MAX_LINES: usize = 20_000;
+const MAX_LINES: usize = 250_000;
 
 #[derive(Default, Debug)]
 struct Instances {

@@ -687,6 +687,16 @@ impl PodSim {
                 plan.exit(now + secs_dur(t), 137, "OOMKilled", vec![]);
             }
         }
+        if long_running && image.logs.burst > 0 && !image.logs.lines.is_empty() {
+            for k in 0..image.logs.burst {
+                let text = self.pick_line(&image, &name, pid).join("\n");
+                out.logs.push(LogOut::Line {
+                    container: name.clone(),
+                    at: now + SignedDuration::from_micros(k as i64),
+                    text,
+                });
+            }
+        }
         let seed_lines: Vec<String> = start_lines
             .iter()
             .map(|l| self.render(l, &name, pid))
@@ -744,25 +754,7 @@ impl PodSim {
             if t > horizon {
                 break;
             }
-            let total: u64 = image
-                .logs
-                .lines
-                .iter()
-                .map(|l| l.weight as u64)
-                .sum::<u64>()
-                .max(1);
-            let mut pick = self.rand() % total;
-            let mut chosen = &image.logs.lines[0];
-            for l in &image.logs.lines {
-                if pick < l.weight as u64 {
-                    chosen = l;
-                    break;
-                }
-                pick -= l.weight as u64;
-            }
-            let texts: Vec<String> = chosen.text.lines().iter().map(|s| s.to_string()).collect();
-            for text in texts {
-                let line = self.render(&text, &name, inst.pid);
+            for line in self.pick_line(&image, &name, inst.pid) {
                 out.logs.push(LogOut::Line {
                     container: name.clone(),
                     at: t,
@@ -1015,6 +1007,31 @@ impl PodSim {
         } else {
             Ok(())
         }
+    }
+
+    /// One steady-state log entry, picked by weight and rendered (several lines for a trace).
+    fn pick_line(&mut self, image: &Image, container: &str, pid: u32) -> Vec<String> {
+        let total: u64 = image
+            .logs
+            .lines
+            .iter()
+            .map(|l| l.weight as u64)
+            .sum::<u64>()
+            .max(1);
+        let mut pick = self.rand() % total;
+        let mut chosen = &image.logs.lines[0];
+        for l in &image.logs.lines {
+            if pick < l.weight as u64 {
+                chosen = l;
+                break;
+            }
+            pick -= l.weight as u64;
+        }
+        let texts: Vec<String> = chosen.text.lines().iter().map(|s| s.to_string()).collect();
+        texts
+            .iter()
+            .map(|t| self.render(t, container, pid))
+            .collect()
     }
 
     fn render(&mut self, template: &str, container: &str, pid: u32) -> String {

@@ -1,0 +1,530 @@
+//! Log tools: the logs of a pod or a whole workload, merged in time order (`logs_get`), and
+//! their analysis — levels, templates, exceptions, first error, hints (`logs_analyze`).
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, LogParams};
+use kube::Client;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::read::{client, dyn_api, ensure_namespace, resolve_kind};
+use super::util::{check_name, check_namespace_name, parse_duration, ToolError};
+use super::{Common, Ctx, Effect, Render, Tool, ToolMeta};
+use crate::logs::{analyze, Analysis, AnalyzeOptions, LogLine};
+
+/// Pods fetched at once.
+const FAN_OUT: usize = 8;
+
+/// Which logs: one pod, a workload, or a label selector — and which containers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// Namespace of the pods.
+    pub namespace: String,
+    /// One pod by name.
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// A workload as `Kind/name`: `Deployment/backend`, `StatefulSet/db`, `DaemonSet/agent`, `Job/migrate`, `ReplicaSet/x`.
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// Pods by label selector, e.g. `app.kubernetes.io/instance=todo`.
+    #[serde(default)]
+    pub label_selector: Option<String>,
+    /// Only this container (default: every container, init containers included).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Read the previous (crashed) instance's log instead of the current one.
+    #[serde(default)]
+    pub previous: bool,
+    /// Last lines per container.
+    #[serde(default)]
+    pub tail_lines: Option<i64>,
+    /// Only lines newer than this duration (`10m`, `2h`) or RFC 3339 time.
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// One container log that was read (or could not be).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SourceRead {
+    /// `pod/container`, `(previous)` for the crashed instance.
+    pub source: String,
+    pub lines: usize,
+    /// Why nothing was read (container not started yet, no previous instance, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+struct Fetched {
+    sources: Vec<SourceRead>,
+    lines: Vec<LogLine>,
+}
+
+/// `since` as seconds back from now (a duration like `10m`, or an RFC 3339 time).
+fn since_seconds(s: &Selection) -> Result<Option<i64>, ToolError> {
+    match &s.since {
+        Some(v) => match v.parse::<Timestamp>() {
+            Ok(t) => Ok(Some(Timestamp::now().duration_since(t).as_secs().max(1))),
+            Err(_) => parse_duration(v).map(Some),
+        },
+        None => Ok(None),
+    }
+}
+
+async fn select_pods(
+    ctx: &Ctx,
+    common: &Common,
+    client: &Client,
+    s: &Selection,
+) -> Result<Vec<Pod>, ToolError> {
+    check_namespace_name(&s.namespace)?;
+    since_seconds(s)?;
+    ctx.policy.check_namespace(&s.namespace)?;
+    let chosen = [
+        s.pod.is_some(),
+        s.workload.is_some(),
+        s.label_selector.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if chosen != 1 {
+        return Err(ToolError::invalid(
+            "name exactly one of pod, workload or label_selector",
+            "e.g. {\"namespace\": \"todo-app\", \"workload\": \"Deployment/todo-backend\"} or {\"namespace\": \"todo-app\", \"pod\": \"todo-backend-7c9d-x2x\"}",
+        ));
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &s.namespace);
+    if let Some(name) = &s.pod {
+        check_name("pod", name)?;
+        return match pods
+            .get_opt(name)
+            .await
+            .map_err(|e| ToolError::from_kube(e, &format!("get pod {name}")))?
+        {
+            Some(p) => Ok(vec![p]),
+            None => {
+                ensure_namespace(client, &s.namespace).await?;
+                Err(ToolError::not_found(
+                    format!("pod '{name}' not found in namespace {}", s.namespace),
+                    "pods_list shows the pods; or pass workload=\"Deployment/<name>\"",
+                ))
+            }
+        };
+    }
+    let selector = match (&s.workload, &s.label_selector) {
+        (Some(w), _) => {
+            let (kind, name) = w.split_once('/').ok_or_else(|| {
+                ToolError::invalid(
+                    format!("workload '{w}' is not Kind/name"),
+                    "e.g. Deployment/todo-backend",
+                )
+            })?;
+            check_name("workload name", name)?;
+            let (ar, caps) = resolve_kind(ctx, common, kind, None).await?;
+            let api = dyn_api(client.clone(), &ar, &caps, Some(&s.namespace));
+            let obj = api
+                .get_opt(name)
+                .await
+                .map_err(|e| ToolError::from_kube(e, &format!("get {} {name}", ar.kind)))?
+                .ok_or_else(|| {
+                    ToolError::not_found(
+                        format!(
+                            "{} '{name}' not found in namespace {}",
+                            ar.kind, s.namespace
+                        ),
+                        format!(
+                            "resources_list kind={} namespace={} shows what exists",
+                            ar.kind, s.namespace
+                        ),
+                    )
+                })?;
+            let labels = obj
+                .data
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .cloned()
+                .ok_or_else(|| {
+                    ToolError::invalid(
+                        format!("{} '{name}' has no spec.selector.matchLabels", ar.kind),
+                        "pass label_selector instead",
+                    )
+                })?;
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        (None, Some(l)) => l.clone(),
+        _ => unreachable!("exactly one selection was checked above"),
+    };
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| ToolError::from_kube(e, &format!("list pods with {selector}")))?;
+    if list.items.is_empty() {
+        ensure_namespace(client, &s.namespace).await?;
+        return Err(ToolError::not_found(
+            format!("no pods match {selector} in namespace {}", s.namespace),
+            "pods_list shows the pods and their labels",
+        ));
+    }
+    Ok(list.items)
+}
+
+/// Containers of a pod to read: (name, crash-looped recently).
+fn containers(p: &Pod, only: Option<&str>) -> Vec<(String, bool)> {
+    let st = p.status.clone().unwrap_or_default();
+    let statuses: Vec<_> = st
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(st.container_statuses.iter().flatten())
+        .cloned()
+        .collect();
+    let spec = p.spec.clone().unwrap_or_default();
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .map(|c| c.name.clone())
+        .filter(|n| only.is_none_or(|o| o == n))
+        .map(|n| {
+            let crashed = statuses.iter().find(|s| s.name == n).is_some_and(|s| {
+                s.restart_count > 0
+                    && s.last_state
+                        .as_ref()
+                        .and_then(|l| l.terminated.as_ref())
+                        .is_some()
+            });
+            (n, crashed)
+        })
+        .collect()
+}
+
+/// Reads the selected logs (bounded fan-out), with `timestamps` so they can be merged.
+async fn fetch(
+    ctx: &Ctx,
+    client: &Client,
+    pods: &[Pod],
+    s: &Selection,
+    default_tail: i64,
+    auto_previous: bool,
+    limit_bytes: i64,
+) -> Result<Fetched, ToolError> {
+    let since_seconds = since_seconds(s)?;
+    if let Some(c) = &s.container {
+        if pods.iter().all(|p| containers(p, Some(c)).is_empty()) {
+            let names: Vec<String> = pods
+                .first()
+                .map(|p| containers(p, None).into_iter().map(|c| c.0).collect())
+                .unwrap_or_default();
+            return Err(ToolError::not_found(
+                format!("no selected pod has a container '{c}'"),
+                format!("containers: {}", names.join(", ")),
+            ));
+        }
+    }
+    let mut jobs = vec![];
+    for p in pods {
+        let pod = p.metadata.name.clone().unwrap_or_default();
+        for (c, crashed) in containers(p, s.container.as_deref()) {
+            jobs.push((pod.clone(), c.clone(), s.previous));
+            if auto_previous && crashed && !s.previous {
+                jobs.push((pod.clone(), c, true));
+            }
+        }
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), &s.namespace);
+    let total = jobs.len();
+    let tail = s.tail_lines.unwrap_or(default_tail).clamp(1, 1_000_000);
+    let results: Vec<(String, Result<String, kube::Error>)> =
+        futures::stream::iter(jobs.into_iter().enumerate())
+            .map(|(i, (pod, container, previous))| {
+                let api = api.clone();
+                let progress = ctx.progress.clone();
+                async move {
+                    let lp = LogParams {
+                        container: Some(container.clone()),
+                        previous,
+                        tail_lines: Some(tail),
+                        since_seconds,
+                        timestamps: true,
+                        limit_bytes: Some(limit_bytes),
+                        ..Default::default()
+                    };
+                    let r = api.logs(&pod, &lp).await;
+                    if let Some(p) = progress {
+                        p(
+                            (i + 1) as f64,
+                            Some(total as f64),
+                            format!("read {pod}/{container}"),
+                        );
+                    }
+                    (
+                        format!(
+                            "{pod}/{container}{}",
+                            if previous { " (previous)" } else { "" }
+                        ),
+                        r,
+                    )
+                }
+            })
+            .buffer_unordered(FAN_OUT)
+            .collect()
+            .await;
+    let mut sources = vec![];
+    let mut lines = vec![];
+    for (source, r) in results {
+        match r {
+            Ok(text) => {
+                let before = lines.len();
+                for l in text.lines() {
+                    let (ts, body) = match l.split_once(' ') {
+                        Some((t, rest)) if t.parse::<Timestamp>().is_ok() => (t.parse().ok(), rest),
+                        _ => (None, l),
+                    };
+                    lines.push(LogLine {
+                        source: source.clone(),
+                        ts,
+                        text: body.to_string(),
+                    });
+                }
+                sources.push(SourceRead {
+                    source,
+                    lines: lines.len() - before,
+                    error: None,
+                });
+            }
+            Err(kube::Error::Api(e)) if e.code == 400 || e.code == 404 => {
+                sources.push(SourceRead {
+                    source,
+                    lines: 0,
+                    error: Some(e.message),
+                })
+            }
+            Err(e) => return Err(ToolError::from_kube(e, &format!("read logs of {source}"))),
+        }
+    }
+    sources.sort_by(|a, b| a.source.cmp(&b.source));
+    // Merge in time order; lines without a timestamp keep their place after their source's last one.
+    lines.sort_by_key(|l| l.ts);
+    Ok(Fetched { sources, lines })
+}
+
+// ------------------------------------------------------------------ logs_get
+
+/// Logs of one pod or of every pod of a workload, merged in time order with `[pod/container]`
+/// prefixes; grep filter; byte cap with an explicit note; secrets masked.
+/// Example: {"namespace": "todo-app", "workload": "Deployment/todo-backend", "tail_lines": 50, "grep": "ERROR|Traceback"}.
+pub struct LogsGet;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsGetParams {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub selection: Selection,
+    /// Only lines matching this regular expression.
+    #[serde(default)]
+    pub grep: Option<String>,
+    /// Prefix each line with its timestamp (default false).
+    #[serde(default)]
+    pub timestamps: bool,
+    /// Most bytes to return (default 16000).
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogsGetOutput {
+    pub sources: Vec<SourceRead>,
+    /// Lines as `[pod/container] text`, oldest first.
+    pub lines: Vec<String>,
+    /// Lines left out by the byte cap (the oldest are dropped first).
+    pub truncated_lines: usize,
+}
+
+impl Tool for LogsGet {
+    type Params = LogsGetParams;
+    type Output = LogsGetOutput;
+    const META: ToolMeta = ToolMeta {
+        name: "logs_get",
+        title: "Get logs of a pod or workload",
+        description: "Logs of a pod, or of every pod of a workload (Deployment/StatefulSet/DaemonSet/Job/ReplicaSet) or label selector, all containers or one, current or previous instance, tail_lines/since/grep, merged in time order with [pod/container] prefixes, capped in bytes with a note. Prefer logs_analyze for a summary.",
+        effect: Effect::Read,
+        idempotent: true,
+    };
+
+    async fn call(&self, ctx: &Ctx, p: LogsGetParams) -> Result<LogsGetOutput, ToolError> {
+        let grep = match &p.grep {
+            Some(g) => Some(regex::Regex::new(g).map_err(|e| {
+                ToolError::invalid(
+                    format!("grep '{g}' is not a valid regular expression: {e}"),
+                    "e.g. \"ERROR|Traceback\" (Rust regex syntax)",
+                )
+            })?),
+            None => None,
+        };
+        let client = client(ctx, &p.common).await?;
+        let pods = select_pods(ctx, &p.common, &client, &p.selection).await?;
+        let f = fetch(ctx, &client, &pods, &p.selection, 100, false, 4 << 20).await?;
+        let mut lines: Vec<String> = f
+            .lines
+            .iter()
+            .filter(|l| grep.as_ref().is_none_or(|g| g.is_match(&l.text)))
+            .map(|l| match (p.timestamps, l.ts) {
+                (true, Some(t)) => format!("{t} [{}] {}", l.source, l.text),
+                _ => format!("[{}] {}", l.source, l.text),
+            })
+            .collect();
+        // Keep the newest lines within the cap.
+        let cap = p.max_bytes.unwrap_or(16_000).clamp(1_000, 1 << 20);
+        let mut size = 0;
+        let mut keep = lines.len();
+        while keep > 0 && size + lines[keep - 1].len() < cap {
+            size += lines[keep - 1].len() + 1;
+            keep -= 1;
+        }
+        let truncated_lines = keep;
+        lines.drain(..keep);
+        Ok(LogsGetOutput {
+            sources: f.sources,
+            lines,
+            truncated_lines,
+        })
+    }
+}
+
+impl Render for LogsGetOutput {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        for src in self.sources.iter().filter(|s| s.error.is_some()) {
+            s.push_str(&format!(
+                "# {}: {}\n",
+                src.source,
+                src.error.clone().unwrap_or_default()
+            ));
+        }
+        if self.truncated_lines > 0 {
+            s.push_str(&format!("# {} older lines not shown (byte cap) — narrow with tail_lines, since, grep or container, or raise max_bytes\n", self.truncated_lines));
+        }
+        for l in &self.lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        if self.lines.is_empty() {
+            s.push_str("# no log lines\n");
+        }
+        s
+    }
+}
+
+// ------------------------------------------------------------------ logs_analyze
+
+/// Reads the logs of a pod or workload (previous instances of crash-looping containers
+/// included automatically) and summarises them: lines per source, counts by level, message
+/// templates, exceptions with their final line, the first error, error rate over time and hints
+/// for common causes (missing env var, connection refused, DNS, auth, OOM, migration).
+/// Example: {"namespace": "todo-app", "workload": "Deployment/todo-backend"}.
+pub struct LogsAnalyze;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsAnalyzeParams {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub selection: Selection,
+    /// Templates to list (default 15; the rest are counted).
+    #[serde(default)]
+    pub max_templates: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogsAnalyzeOutput {
+    pub read: Vec<SourceRead>,
+    /// Said when a cap stopped the reading (older lines were not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncation: Option<String>,
+    pub analysis: Analysis,
+}
+
+/// Lines read per container instance by logs_analyze unless tail_lines says otherwise.
+const ANALYZE_TAIL: i64 = 5_000;
+/// Bytes read per container instance.
+const ANALYZE_BYTES: i64 = 2 << 20;
+
+impl Tool for LogsAnalyze {
+    type Params = LogsAnalyzeParams;
+    type Output = LogsAnalyzeOutput;
+    const META: ToolMeta = ToolMeta {
+        name: "logs_analyze",
+        title: "Analyse logs of a pod or workload",
+        description: "Summarise the logs of a pod or a whole workload in a few hundred tokens: lines per pod/container, counts by level, message templates with counts, exceptions and stack traces grouped with their final line, the first error, error rate over time, and hints (missing env var, connection refused host:port, DNS, auth, OOM, migration failure). Previous logs of crash-looping containers are included automatically.",
+        effect: Effect::Read,
+        idempotent: true,
+    };
+
+    async fn call(&self, ctx: &Ctx, p: LogsAnalyzeParams) -> Result<LogsAnalyzeOutput, ToolError> {
+        let client = client(ctx, &p.common).await?;
+        let pods = select_pods(ctx, &p.common, &client, &p.selection).await?;
+        let f = fetch(
+            ctx,
+            &client,
+            &pods,
+            &p.selection,
+            ANALYZE_TAIL,
+            true,
+            ANALYZE_BYTES,
+        )
+        .await?;
+        let tail = p.selection.tail_lines.unwrap_or(ANALYZE_TAIL);
+        let capped: Vec<&SourceRead> = f
+            .sources
+            .iter()
+            .filter(|s| s.lines as i64 >= tail)
+            .collect();
+        let truncation = (!capped.is_empty()).then(|| {
+            format!(
+                "{} container log(s) hit the cap of {tail} lines / {} MiB each (e.g. {}); older lines were not read — pass since or tail_lines to choose the window",
+                capped.len(),
+                ANALYZE_BYTES >> 20,
+                capped[0].source
+            )
+        });
+        let opts = AnalyzeOptions {
+            max_templates: p.max_templates.unwrap_or(15).clamp(1, 200),
+            ..Default::default()
+        };
+        let analysis = analyze(&f.lines, &opts);
+        Ok(LogsAnalyzeOutput {
+            read: f.sources,
+            truncation,
+            analysis,
+        })
+    }
+}
+
+impl Render for LogsAnalyzeOutput {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        for src in self.read.iter().filter(|s| s.error.is_some()) {
+            s.push_str(&format!(
+                "# {}: {}\n",
+                src.source,
+                src.error.clone().unwrap_or_default()
+            ));
+        }
+        if let Some(t) = &self.truncation {
+            s.push_str(&format!("# {t}\n"));
+        }
+        s.push_str(&self.analysis.render());
+        s
+    }
+}
