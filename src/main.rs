@@ -126,6 +126,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "warn,kube_client::client::tls=error".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
