@@ -54,28 +54,21 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
         context: context.map(str::to_string),
         ..Default::default()
     };
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            check_context(&kc, context)?;
-            Config::from_custom_kubeconfig(kc, &opts)
-                .await
-                .map_err(Error::Config)?
+    let config = if kubeconfig.is_some() || context.is_some() {
+        let path = kubeconfig
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_path);
+        let kc = match kubeconfig {
+            Some(p) => Kubeconfig::read_from(p),
+            None => Kubeconfig::read(),
         }
-        None if context.is_some() => {
-            let kc = Kubeconfig::read().map_err(|source| Error::Kubeconfig {
-                path: default_path(),
-                source,
-            })?;
-            check_context(&kc, context)?;
-            Config::from_custom_kubeconfig(kc, &opts)
-                .await
-                .map_err(Error::Config)?
-        }
-        None => Config::infer().await.map_err(Error::NoConfig)?,
+        .map_err(|source| Error::Kubeconfig { path, source })?;
+        check_context(&kc, context)?;
+        Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(Error::Config)?
+    } else {
+        Config::infer().await.map_err(Error::NoConfig)?
     };
     Client::try_from(config).map_err(Error::Client)
 }

@@ -1294,6 +1294,114 @@ impl Render for ResourcesListOutput {
     }
 }
 
+// ------------------------------------------------------------------ one object
+
+/// One object: kind, name, namespace, optional apiVersion.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ObjectRef {
+    /// Kind, plural or short name, e.g. `Deployment`, `svc`, `cm`.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace of a namespaced object (default `default`; ignored for cluster-scoped kinds).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// apiVersion to pin, e.g. `apps/v1`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+/// An object reference resolved against discovery and checked against the policy.
+pub(crate) struct ResolvedObject {
+    pub client: Client,
+    pub ar: ApiResource,
+    pub api: Api<DynamicObject>,
+    pub namespace: Option<String>,
+}
+
+impl ResolvedObject {
+    /// `Kind name in namespace ns`, for messages.
+    pub fn describe(&self, name: &str) -> String {
+        format!(
+            "{} '{name}'{}",
+            self.ar.kind,
+            self.namespace
+                .as_ref()
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+pub(crate) async fn resolve_object(
+    ctx: &Ctx,
+    common: &Common,
+    r: &ObjectRef,
+) -> Result<ResolvedObject, ToolError> {
+    check_name("name", &r.name)?;
+    let client = client(ctx, common).await?;
+    let (ar, caps) = resolve_kind(ctx, common, &r.kind, r.api_version.as_deref()).await?;
+    ctx.policy.check_kind(&[&ar.kind, &ar.plural])?;
+    let namespace = match caps.scope {
+        Scope::Namespaced => {
+            let ns = r.namespace.clone().unwrap_or_else(|| "default".into());
+            check_namespace_name(&ns)?;
+            ctx.policy.check_namespace(&ns)?;
+            Some(ns)
+        }
+        Scope::Cluster => {
+            if ar.kind == "Namespace" {
+                ctx.policy.check_namespace(&r.name)?;
+            }
+            None
+        }
+    };
+    let api = dyn_api(client.clone(), &ar, &caps, namespace.as_deref());
+    Ok(ResolvedObject {
+        client,
+        ar,
+        api,
+        namespace,
+    })
+}
+
+/// Gets the object, or a NotFound that names a missing namespace or the closest names.
+pub(crate) async fn get_object(t: &ResolvedObject, name: &str) -> Result<DynamicObject, ToolError> {
+    let what = format!("get {}", t.describe(name));
+    if let Some(o) = t
+        .api
+        .get_opt(name)
+        .await
+        .map_err(|e| ToolError::from_kube(e, &what))?
+    {
+        return Ok(o);
+    }
+    if let Some(ns) = &t.namespace {
+        ensure_namespace(&t.client, ns).await?;
+    }
+    let names: Vec<String> = t
+        .api
+        .list(&ListParams::default().limit(500))
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let close = close_matches(name, names.iter().map(String::as_str));
+    let hint = if close.is_empty() {
+        format!("resources_list kind={} lists what exists", t.ar.kind)
+    } else {
+        format!("did you mean {}?", close.join(" or "))
+    };
+    Err(ToolError::not_found(
+        format!("{} not found", t.describe(name)),
+        hint,
+    ))
+}
+
 // ------------------------------------------------------------------ resources_get
 
 /// One object as YAML (managedFields and last-applied annotations dropped, Secret values
@@ -1305,16 +1413,8 @@ pub struct ResourcesGet;
 pub struct ResourcesGetParams {
     #[serde(flatten)]
     pub common: Common,
-    /// Kind, plural or short name, e.g. `Deployment`, `svc`.
-    pub kind: String,
-    /// Object name.
-    pub name: String,
-    /// Namespace (required for namespaced kinds; default `default`).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// apiVersion to pin, e.g. `apps/v1`.
-    #[serde(default)]
-    pub api_version: Option<String>,
+    #[serde(flatten)]
+    pub object: ObjectRef,
     /// Also return the object's recent events (default false).
     #[serde(default)]
     pub events: bool,
@@ -1361,69 +1461,9 @@ impl Tool for ResourcesGet {
         ctx: &Ctx,
         p: ResourcesGetParams,
     ) -> Result<ResourcesGetOutput, ToolError> {
-        check_name("name", &p.name)?;
-        let client = client(ctx, &p.common).await?;
-        let (ar, caps) = resolve_kind(ctx, &p.common, &p.kind, p.api_version.as_deref()).await?;
-        ctx.policy.check_kind(&[&ar.kind, &ar.plural])?;
-        let namespace = match caps.scope {
-            Scope::Namespaced => {
-                let ns = p.namespace.clone().unwrap_or_else(|| "default".into());
-                check_namespace_name(&ns)?;
-                ctx.policy.check_namespace(&ns)?;
-                Some(ns)
-            }
-            Scope::Cluster => None,
-        };
-        let api = dyn_api(client.clone(), &ar, &caps, namespace.as_deref());
-        let what = format!(
-            "get {} {}{}",
-            ar.kind,
-            p.name,
-            namespace
-                .as_ref()
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default()
-        );
-        let obj = match api
-            .get_opt(&p.name)
-            .await
-            .map_err(|e| ToolError::from_kube(e, &what))?
-        {
-            Some(o) => o,
-            None => {
-                if let Some(ns) = &namespace {
-                    ensure_namespace(&client, ns).await?;
-                }
-                let names: Vec<String> = api
-                    .list(&ListParams::default().limit(500))
-                    .await
-                    .map(|l| {
-                        l.items
-                            .into_iter()
-                            .filter_map(|o| o.metadata.name)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let close = close_matches(&p.name, names.iter().map(String::as_str));
-                let hint = if close.is_empty() {
-                    format!("resources_list kind={} lists what exists", ar.kind)
-                } else {
-                    format!("did you mean {}?", close.join(" or "))
-                };
-                return Err(ToolError::not_found(
-                    format!(
-                        "{} '{}' not found{}",
-                        ar.kind,
-                        p.name,
-                        namespace
-                            .as_ref()
-                            .map(|n| format!(" in namespace {n}"))
-                            .unwrap_or_default()
-                    ),
-                    hint,
-                ));
-            }
-        };
+        let target = resolve_object(ctx, &p.common, &p.object).await?;
+        let obj = get_object(&target, &p.object.name).await?;
+        let (ar, namespace, client) = (target.ar, target.namespace, target.client);
         let mut v = serde_json::to_value(&obj).map_err(|e| ToolError::Internal(e.to_string()))?;
         if v.get("apiVersion").is_none() {
             v["apiVersion"] = Value::String(ar.api_version.clone());
@@ -1446,7 +1486,7 @@ impl Tool for ResourcesGet {
         };
         Ok(ResourcesGetOutput {
             kind: ar.kind,
-            name: p.name,
+            name: p.object.name,
             namespace,
             yaml,
             events,

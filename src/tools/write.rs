@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::read::{client, dyn_api, ensure_namespace, resolve_kind, slim};
+use super::read::{
+    client, dyn_api, ensure_namespace, get_object, resolve_kind, resolve_object, slim, ObjectRef,
+};
 use super::util::{check_name, check_namespace_name, ToolError};
 use super::{Common, Ctx, Effect, Render, Tool, ToolMeta};
 
@@ -319,16 +321,8 @@ pub struct ResourcesDelete;
 pub struct DeleteParamsIn {
     #[serde(flatten)]
     pub common: Common,
-    /// Kind, plural or short name, e.g. `Deployment`, `cm`.
-    pub kind: String,
-    /// Object name.
-    pub name: String,
-    /// Namespace of a namespaced object (default `default`).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// apiVersion to pin, e.g. `apps/v1`.
-    #[serde(default)]
-    pub api_version: Option<String>,
+    #[serde(flatten)]
+    pub object: ObjectRef,
     /// Validate on the server without deleting (dryRun=All).
     #[serde(default)]
     pub dry_run: bool,
@@ -357,66 +351,23 @@ impl Tool for ResourcesDelete {
     };
 
     async fn call(&self, ctx: &Ctx, p: DeleteParamsIn) -> Result<DeleteOutput, ToolError> {
-        check_name("name", &p.name)?;
-        let client = client(ctx, &p.common).await?;
-        let (ar, caps) = resolve_kind(ctx, &p.common, &p.kind, p.api_version.as_deref()).await?;
-        ctx.policy.check_kind(&[&ar.kind, &ar.plural])?;
-        let ns = match caps.scope {
-            Scope::Namespaced => {
-                let ns = p.namespace.clone().unwrap_or_else(|| "default".into());
-                check_namespace_name(&ns)?;
-                ctx.policy.check_namespace(&ns)?;
-                Some(ns)
-            }
-            Scope::Cluster => {
-                if ar.kind == "Namespace" {
-                    ctx.policy.check_namespace(&p.name)?;
-                }
-                None
-            }
-        };
-        let api = dyn_api(client.clone(), &ar, &caps, ns.as_deref());
-        let what = format!(
-            "delete {} {}{}",
-            ar.kind,
-            p.name,
-            ns.as_ref()
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default()
-        );
-        if api
-            .get_opt(&p.name)
-            .await
-            .map_err(|e| ToolError::from_kube(e, &what))?
-            .is_none()
-        {
-            if let Some(ns) = &ns {
-                ensure_namespace(&client, ns).await?;
-            }
-            return Err(ToolError::not_found(
-                format!(
-                    "{} '{}' does not exist{}",
-                    ar.kind,
-                    p.name,
-                    ns.as_ref()
-                        .map(|n| format!(" in namespace {n}"))
-                        .unwrap_or_default()
-                ),
-                format!("resources_list kind={} shows what exists", ar.kind),
-            ));
-        }
+        let target = resolve_object(ctx, &p.common, &p.object).await?;
+        get_object(&target, &p.object.name).await?;
+        let what = format!("delete {}", target.describe(&p.object.name));
         let dp = DeleteParams {
             dry_run: p.dry_run,
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
         };
-        api.delete(&p.name, &dp)
+        target
+            .api
+            .delete(&p.object.name, &dp)
             .await
             .map_err(|e| ToolError::from_kube(e, &what))?;
         Ok(DeleteOutput {
-            kind: ar.kind,
-            name: p.name,
-            namespace: ns,
+            kind: target.ar.kind,
+            name: p.object.name,
+            namespace: target.namespace,
             dry_run: p.dry_run,
             result: if p.dry_run {
                 "would be deleted".into()
