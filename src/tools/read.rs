@@ -65,6 +65,54 @@ pub(crate) async fn ensure_namespace(client: &Client, ns: &str) -> Result<(), To
     }
 }
 
+/// Lists `K` in one namespace (when nothing comes back, a namespace that does not exist is an
+/// error naming the close ones) or in every namespace the policy allows. Returns the items and
+/// the scope in words.
+pub(crate) async fn list_scoped<K>(
+    ctx: &Ctx,
+    client: &Client,
+    namespace: Option<&str>,
+    lp: &ListParams,
+    plural: &str,
+) -> Result<(Vec<K>, String), ToolError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => {
+            check_namespace_name(ns)?;
+            let items = Api::<K>::namespaced(client.clone(), ns)
+                .list(lp)
+                .await
+                .map_err(|e| ToolError::from_kube(e, &format!("list {plural} in namespace {ns}")))?
+                .items;
+            if items.is_empty() {
+                ensure_namespace(client, ns).await?;
+            }
+            Ok((items, format!("namespace {ns}")))
+        }
+        None => {
+            let items = Api::<K>::all(client.clone())
+                .list(lp)
+                .await
+                .map_err(|e| ToolError::from_kube(e, &format!("list {plural} in all namespaces")))?
+                .items;
+            let items = items
+                .into_iter()
+                .filter(|o| {
+                    ctx.policy
+                        .namespace_allowed(o.meta().namespace.as_deref().unwrap_or_default())
+                })
+                .collect();
+            Ok((items, "all namespaces".to_string()))
+        }
+    }
+}
+
 // ------------------------------------------------------------------ pod status, kubectl-style
 
 /// One pod's status the way `kubectl get pods` shows it.
@@ -333,35 +381,8 @@ impl Tool for PodsList {
         if let Some(f) = &p.field_selector {
             lp = lp.fields(f);
         }
-        let (items, scope) = match &p.namespace {
-            Some(ns) => {
-                check_namespace_name(ns)?;
-                let items = Api::<Pod>::namespaced(client.clone(), ns)
-                    .list(&lp)
-                    .await
-                    .map_err(|e| ToolError::from_kube(e, &format!("list pods in namespace {ns}")))?
-                    .items;
-                if items.is_empty() {
-                    ensure_namespace(&client, ns).await?;
-                }
-                (items, format!("namespace {ns}"))
-            }
-            None => {
-                let items = Api::<Pod>::all(client)
-                    .list(&lp)
-                    .await
-                    .map_err(|e| ToolError::from_kube(e, "list pods in all namespaces"))?
-                    .items;
-                let items = items
-                    .into_iter()
-                    .filter(|p| {
-                        ctx.policy
-                            .namespace_allowed(p.metadata.namespace.as_deref().unwrap_or_default())
-                    })
-                    .collect();
-                (items, "all namespaces".to_string())
-            }
-        };
+        let (items, scope) =
+            list_scoped::<Pod>(ctx, &client, p.namespace.as_deref(), &lp, "pods").await?;
         let scope = match (&p.label_selector, &p.field_selector) {
             (Some(l), _) => format!("{scope}, selector {l}"),
             (_, Some(f)) => format!("{scope}, fields {f}"),
@@ -1703,37 +1724,8 @@ impl Tool for EventsList {
         if !fields.is_empty() {
             lp = lp.fields(&fields.join(","));
         }
-        let (events, scope) = match &p.namespace {
-            Some(ns) => {
-                check_namespace_name(ns)?;
-                let evs = Api::<Event>::namespaced(client.clone(), ns)
-                    .list(&lp)
-                    .await
-                    .map_err(|e| {
-                        ToolError::from_kube(e, &format!("list events in namespace {ns}"))
-                    })?
-                    .items;
-                if evs.is_empty() {
-                    ensure_namespace(&client, ns).await?;
-                }
-                (evs, format!("namespace {ns}"))
-            }
-            None => {
-                let evs = Api::<Event>::all(client)
-                    .list(&lp)
-                    .await
-                    .map_err(|e| ToolError::from_kube(e, "list events in all namespaces"))?
-                    .items;
-                let evs = evs
-                    .into_iter()
-                    .filter(|e| {
-                        ctx.policy
-                            .namespace_allowed(e.metadata.namespace.as_deref().unwrap_or_default())
-                    })
-                    .collect();
-                (evs, "all namespaces".into())
-            }
-        };
+        let (events, scope) =
+            list_scoped::<Event>(ctx, &client, p.namespace.as_deref(), &lp, "events").await?;
         let (rows, not_shown) = group_events(
             events,
             since,

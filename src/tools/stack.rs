@@ -34,6 +34,23 @@ pub struct Target {
     pub namespace: String,
 }
 
+impl Target {
+    /// Checks the namespace (name and policy) and returns a client with (release, namespace).
+    async fn connect(
+        &self,
+        ctx: &Ctx,
+        common: &Common,
+    ) -> Result<(Client, String, String), ToolError> {
+        check_namespace_name(&self.namespace)?;
+        ctx.policy.check_namespace(&self.namespace)?;
+        Ok((
+            client(ctx, common).await?,
+            self.release.clone(),
+            self.namespace.clone(),
+        ))
+    }
+}
+
 fn default_release() -> String {
     "todo".into()
 }
@@ -838,10 +855,7 @@ impl Tool for StackStatus {
     };
 
     async fn call(&self, ctx: &Ctx, p: StatusParams) -> Result<StatusOutput, ToolError> {
-        check_namespace_name(&p.target.namespace)?;
-        ctx.policy.check_namespace(&p.target.namespace)?;
-        let client = client(ctx, &p.common).await?;
-        let (release, namespace) = (p.target.release.clone(), p.target.namespace.clone());
+        let (client, release, namespace) = p.target.connect(ctx, &p.common).await?;
         let rel = latest_release(&client, &release, &namespace).await?;
         let spec = match &rel {
             Some((_, r, _)) => StackSpec::from_values(&r["config"]).unwrap_or_default(),
@@ -935,10 +949,7 @@ impl Tool for StackTeardown {
     };
 
     async fn call(&self, ctx: &Ctx, p: TeardownParams) -> Result<TeardownOutput, ToolError> {
-        check_namespace_name(&p.target.namespace)?;
-        ctx.policy.check_namespace(&p.target.namespace)?;
-        let client = client(ctx, &p.common).await?;
-        let (release, namespace) = (p.target.release.clone(), p.target.namespace.clone());
+        let (client, release, namespace) = p.target.connect(ctx, &p.common).await?;
         let owned = format!("app.kubernetes.io/name=todo,app.kubernetes.io/instance={release}");
         let dp = DeleteParams {
             dry_run: p.dry_run,
