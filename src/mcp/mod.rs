@@ -152,15 +152,19 @@ impl ServerHandler for AiopsServer {
         }
         let mut ctx = self.ctx.clone();
         if let Some(token) = context.meta.get_progress_token() {
+            // One forwarding task per call keeps the notifications in order.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
             let peer = context.peer.clone();
+            tokio::spawn(async move {
+                while let Some(param) = rx.recv().await {
+                    let _ = peer.notify_progress(param).await;
+                }
+            });
             ctx.progress = Some(Arc::new(move |progress, total, message| {
-                let peer = peer.clone();
                 let mut param = ProgressNotificationParam::new(token.clone(), progress);
                 param.total = total;
                 param.message = Some(message);
-                tokio::spawn(async move {
-                    let _ = peer.notify_progress(param).await;
-                });
+                let _ = tx.send(param);
             }));
         }
         let result = match self.registry.call(&ctx, &name, args).await {

@@ -295,3 +295,73 @@ async fn rendered_stack_is_what_the_registry_catalogue_describes() {
     );
     assert!(out.text.contains("namespace: shop"));
 }
+
+/// (progress, total, message) of one notification.
+type Progress = (f64, Option<f64>, String);
+
+/// A client that records `notifications/progress`.
+#[derive(Clone, Default)]
+struct ProgressClient {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Progress>>>,
+}
+
+impl rmcp::ClientHandler for ProgressClient {
+    async fn on_progress(
+        &self,
+        p: rmcp::model::ProgressNotificationParam,
+        _c: rmcp::service::NotificationContext<rmcp::service::RoleClient>,
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((p.progress, p.total, p.message.unwrap_or_default()));
+    }
+}
+
+#[tokio::test]
+async fn deploy_reports_rollout_progress_per_component_to_the_client() {
+    use rmcp::ServiceExt;
+    let ns = TestNs::new("stackprogress").await;
+    make_secret(&ns, &ALL_KEYS).await;
+    let (c, s) = tokio::io::duplex(1 << 20);
+    let srv = crate::mcp::server(Policy::default());
+    tokio::spawn(async move {
+        if let Ok(r) = srv.serve(s).await {
+            let _ = r.waiting().await;
+        }
+    });
+    let handler = ProgressClient::default();
+    let client = handler.clone().serve(c).await.unwrap();
+    let args = json!({"namespace": ns.name, "values": values(json!({}))});
+    let mut params = rmcp::model::CallToolRequestParams::new("stack_deploy")
+        .with_arguments(args.as_object().cloned().unwrap());
+    let mut meta = rmcp::model::RequestMetaObject(Default::default());
+    meta.set_progress_token(rmcp::model::ProgressToken(
+        rmcp::model::NumberOrString::Number(7),
+    ));
+    params.meta = Some(meta);
+    let r = client.call_tool(params).await.unwrap();
+    assert_eq!(
+        r.structured_content.as_ref().unwrap()["outcome"],
+        "ready",
+        "{}",
+        text(&r)
+    );
+    let seen =
+        crate::common::wait_for("progress notifications", Duration::from_secs(5), || async {
+            let s = handler.seen.lock().unwrap().clone();
+            s.iter().any(|(p, t, _)| Some(*p) == *t).then_some(s)
+        })
+        .await;
+    // 1 frontend + 2 backend + 1 mcp replicas; progress counts available replicas.
+    assert!(seen.iter().all(|(_, t, _)| *t == Some(4.0)), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went backwards: {seen:?}"
+    );
+    let last = &seen.last().unwrap().2;
+    assert!(
+        last.contains("backend 2/2 updated") && last.contains("frontend") && last.contains("mcp"),
+        "{last}"
+    );
+}
