@@ -305,7 +305,6 @@ pub struct DeployOutput {
 }
 
 async fn check_secret(
-    ctx: &Ctx,
     client: &Client,
     spec: &StackSpec,
     namespace: &str,
@@ -361,8 +360,10 @@ async fn check_secret(
                     "set them in the environment of the aiops-mcp process (not in the chat), or create the Secret yourself and use secrets_from=\"existing\"; nothing was applied",
                 ));
             }
-            let (ar, caps) = resolve_kind(ctx, &Common::default(), "Secret", Some("v1")).await?;
-            let dyn_secrets = dyn_api(client.clone(), &ar, &caps, Some(namespace));
+            // Core v1 Secret: no discovery needed (and none against another context's server).
+            let ar = kube::api::ApiResource::erase::<Secret>(&());
+            let dyn_secrets: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &ar);
             let doc = json!({
                 "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": {"name": spec.secret.name, "namespace": namespace,
@@ -440,7 +441,7 @@ impl Tool for StackDeploy {
             });
         }
         let secret_keys =
-            check_secret(ctx, &client, &spec, &namespace, &mode, p.dry_run, &release).await?;
+            check_secret(&client, &spec, &namespace, &mode, p.dry_run, &release).await?;
         let objs = render(&spec, &release, &namespace);
         // Resolve every kind before applying anything.
         let mut plan = vec![];

@@ -365,3 +365,77 @@ async fn deploy_reports_rollout_progress_per_component_to_the_client() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn server_env_secrets_are_created_from_the_server_environment_and_torn_down_with_the_stack() {
+    let ns = TestNs::new("stackenv").await;
+    let run = |tool: &str, args: Value, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_aiops-mcp"));
+        cmd.args([
+            "--allow-destructive-without-confirmation",
+            "call",
+            tool,
+            "--yes",
+            "--args",
+            &args.to_string(),
+        ]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let args = json!({"namespace": ns.name, "values": values(json!({})), "secrets_from": "server-env", "wait": false});
+    // Missing variables are named, and nothing is applied.
+    let (ok, out) = run(
+        "stack_deploy",
+        args.clone(),
+        &[("DATABASE_URL", "postgresql://u:pw-env-1@db/x")],
+    );
+    assert!(
+        !ok && out
+            .contains("environment lacks BETTER_AUTH_SECRET, BETTER_AUTH_URL, OPENAI_API_KEY"),
+        "{out}"
+    );
+    assert!(ns
+        .api::<Secret>()
+        .get_opt("todo-secrets")
+        .await
+        .unwrap()
+        .is_none());
+    let env = [
+        ("DATABASE_URL", "postgresql://u:pw-env-1@db/x"),
+        ("BETTER_AUTH_SECRET", "auth-env-2"),
+        ("BETTER_AUTH_URL", "http://todo.local"),
+        ("OPENAI_API_KEY", "sk-envkey3333333333333333"),
+    ];
+    let (ok, out) = run("stack_deploy", args, &env);
+    assert!(
+        ok && out.contains(
+            "secret keys set: BETTER_AUTH_SECRET, BETTER_AUTH_URL, DATABASE_URL, OPENAI_API_KEY"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("pw-env-1") && !out.contains("auth-env-2") && !out.contains("sk-envkey"),
+        "{out}"
+    );
+    let s = ns.api::<Secret>().get("todo-secrets").await.unwrap();
+    assert_eq!(
+        s.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+        "aiops-mcp"
+    );
+    assert_eq!(
+        s.data.unwrap()["DATABASE_URL"].0,
+        b"postgresql://u:pw-env-1@db/x"
+    );
+    let (ok, out) = run("stack_teardown", json!({"namespace": ns.name}), &[]);
+    assert!(ok && out.contains("Secret/todo-secrets"), "{out}");
+}

@@ -1090,10 +1090,8 @@ impl PodSim {
     /// The pod status this simulation shows now.
     pub fn status(&mut self, now: Timestamp) -> PodStatus {
         let inits_done = !self.inits_pending();
-        let init_statuses: Vec<ContainerStatus> =
-            self.inits.iter().map(|c| ctr_status(c, now)).collect();
-        let app_statuses: Vec<ContainerStatus> =
-            self.apps.iter().map(|c| ctr_status(c, now)).collect();
+        let init_statuses: Vec<ContainerStatus> = self.inits.iter().map(ctr_status).collect();
+        let app_statuses: Vec<ContainerStatus> = self.apps.iter().map(ctr_status).collect();
         let restart_never = self.restart_policy == "Never";
         let restart_on_failure = self.restart_policy == "OnFailure";
         let app_terminal = |c: &Ctr| match &c.state {
@@ -1356,8 +1354,7 @@ fn resolve_port(p: &IntOrString, spec: &Container) -> Option<i32> {
     }
 }
 
-fn ctr_status(c: &Ctr, now: Timestamp) -> ContainerStatus {
-    let _ = now;
+fn ctr_status(c: &Ctr) -> ContainerStatus {
     let term = |t: &Terminated| ContainerState {
         terminated: Some(ContainerStateTerminated {
             reason: Some(t.reason.clone()),
