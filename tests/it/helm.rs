@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use aiops_mcp::cluster::Clusters;
-use aiops_mcp::policy::Policy;
 use aiops_mcp::tools::{Ctx, Registry};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{json, Value};
@@ -40,10 +39,34 @@ fn helm(args: &[&str]) -> (bool, Value) {
     (out.status.success(), v)
 }
 
-async fn helm_async(args: Vec<String>) -> (bool, Value) {
+async fn helm_async(args: &[&str]) -> (bool, Value) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || helm(&args.iter().map(String::as_str).collect::<Vec<_>>()))
         .await
         .unwrap()
+}
+
+/// `install`, `upgrade` or `template` of a chart in this repository with `values`.
+async fn helm_chart(
+    action: &str,
+    chart: &str,
+    release: &str,
+    namespace: &str,
+    values: &Value,
+) -> (bool, Value) {
+    let f = values_file(values);
+    let chart = repo().join(chart);
+    helm_async(&[
+        action,
+        chart.to_str().unwrap(),
+        "--release",
+        release,
+        "--namespace",
+        namespace,
+        "--values",
+        f.0.to_str().unwrap(),
+    ])
+    .await
 }
 
 fn values_file(v: &Value) -> tempfile_path::TempPath {
@@ -71,10 +94,7 @@ mod tempfile_path {
 fn ctx() -> Ctx {
     Ctx {
         clusters: Clusters::new(None, None),
-        policy: std::sync::Arc::new(Policy {
-            allow_destructive_without_confirmation: true,
-            ..Default::default()
-        }),
+        policy: std::sync::Arc::new(crate::mcp::permissive()),
         progress: None,
     }
 }
@@ -125,7 +145,6 @@ fn charts_lint_clean() {
 #[tokio::test]
 async fn chart_renders_exactly_what_stack_render_renders() {
     let registry = Registry::new();
-    let chart = repo().join("charts/todo-stack");
     let cases = [
         json!({}),
         json!({
@@ -139,18 +158,7 @@ async fn chart_renders_exactly_what_stack_render_renders() {
         json!({"ingress": {"enabled": false}}),
     ];
     for values in cases {
-        let f = values_file(&values);
-        let (ok, h) = helm_async(vec![
-            "template".into(),
-            chart.to_str().unwrap().into(),
-            "--release".into(),
-            "shop".into(),
-            "--namespace".into(),
-            "store".into(),
-            "--values".into(),
-            f.0.to_str().unwrap().into(),
-        ])
-        .await;
+        let (ok, h) = helm_chart("template", "charts/todo-stack", "shop", "store", &values).await;
         assert!(ok, "{h}");
         let ours = registry
             .call(
@@ -203,7 +211,7 @@ async fn helm_manages_a_stack_deployed_by_aiops_mcp() {
         .unwrap();
     assert_eq!(out.structured["revision"], 1, "{}", out.text);
 
-    let (ok, l) = helm_async(vec!["list".into(), "--namespace".into(), ns.name.clone()]).await;
+    let (ok, l) = helm_async(&["list", "--namespace", &ns.name]).await;
     assert!(ok, "{l}");
     let rel = &l["releases"][0];
     assert_eq!(
@@ -226,19 +234,7 @@ async fn helm_manages_a_stack_deployed_by_aiops_mcp() {
     // helm upgrade on top of our release.
     let mut v = quick();
     v["backend"]["tag"] = json!("1.0.3-health500");
-    let f = values_file(&v);
-    let chart = repo().join("charts/todo-stack");
-    let (ok, u) = helm_async(vec![
-        "upgrade".into(),
-        chart.to_str().unwrap().into(),
-        "--release".into(),
-        "todo".into(),
-        "--namespace".into(),
-        ns.name.clone(),
-        "--values".into(),
-        f.0.to_str().unwrap().into(),
-    ])
-    .await;
+    let (ok, u) = helm_chart("upgrade", "charts/todo-stack", "todo", &ns.name, &v).await;
     assert!(ok && u["version"] == 2, "{u}");
     let st = r
         .call(&ctx(), "stack_status", json!({"namespace": ns.name}))
@@ -252,22 +248,9 @@ async fn helm_manages_a_stack_deployed_by_aiops_mcp() {
     );
 
     // helm rollback to our revision 1; aiops-mcp sees revision 3 and the old image.
-    let (ok, rb) = helm_async(vec![
-        "rollback".into(),
-        "todo".into(),
-        "1".into(),
-        "--namespace".into(),
-        ns.name.clone(),
-    ])
-    .await;
+    let (ok, rb) = helm_async(&["rollback", "todo", "1", "--namespace", &ns.name]).await;
     assert!(ok, "{rb}");
-    let (_, h) = helm_async(vec![
-        "history".into(),
-        "todo".into(),
-        "--namespace".into(),
-        ns.name.clone(),
-    ])
-    .await;
+    let (_, h) = helm_async(&["history", "todo", "--namespace", &ns.name]).await;
     let hist: Vec<(i64, String)> = h["history"]
         .as_array()
         .unwrap()
@@ -318,19 +301,7 @@ async fn helm_manages_a_stack_deployed_by_aiops_mcp() {
 async fn aiops_mcp_sees_a_stack_installed_by_helm() {
     let ns = TestNs::new("helminst").await;
     stack_secret(&ns).await;
-    let f = values_file(&quick());
-    let chart = repo().join("charts/todo-stack");
-    let (ok, i) = helm_async(vec![
-        "install".into(),
-        chart.to_str().unwrap().into(),
-        "--release".into(),
-        "todo".into(),
-        "--namespace".into(),
-        ns.name.clone(),
-        "--values".into(),
-        f.0.to_str().unwrap().into(),
-    ])
-    .await;
+    let (ok, i) = helm_chart("install", "charts/todo-stack", "todo", &ns.name, &quick()).await;
     assert!(ok && i["version"] == 1, "{i}");
     let r = Registry::new();
     let st = crate::common::wait_for(
@@ -376,21 +347,9 @@ async fn aiops_mcp_sees_a_stack_installed_by_helm() {
 async fn aiops_mcp_chart_installs_with_read_access_and_writes_only_in_the_stack_namespace() {
     let ns = TestNs::new("helmchart").await;
     let stack_ns = TestNs::new("helmwrite").await;
-    let f = values_file(
-        &json!({"auth": {"existingSecret": "aiops-token"}, "writeNamespace": stack_ns.name}),
-    );
-    let chart = repo().join("charts/aiops-mcp");
-    let (ok, i) = helm_async(vec![
-        "install".into(),
-        chart.to_str().unwrap().into(),
-        "--release".into(),
-        "aiops".into(),
-        "--namespace".into(),
-        ns.name.clone(),
-        "--values".into(),
-        f.0.to_str().unwrap().into(),
-    ])
-    .await;
+    let values =
+        json!({"auth": {"existingSecret": "aiops-token"}, "writeNamespace": stack_ns.name});
+    let (ok, i) = helm_chart("install", "charts/aiops-mcp", "aiops", &ns.name, &values).await;
     assert!(ok, "{i}");
     let sas = ns
         .api::<k8s_openapi::api::core::v1::ServiceAccount>()
@@ -427,12 +386,6 @@ async fn aiops_mcp_chart_installs_with_read_access_and_writes_only_in_the_stack_
         .as_ref()
         .and_then(|s| s.ports.as_ref())
         .is_some_and(|p| p.iter().any(|p| p.port == 8080))));
-    let (ok, _) = helm_async(vec![
-        "uninstall".into(),
-        "aiops".into(),
-        "--namespace".into(),
-        ns.name.clone(),
-    ])
-    .await;
+    let (ok, _) = helm_async(&["uninstall", "aiops", "--namespace", &ns.name]).await;
     assert!(ok);
 }

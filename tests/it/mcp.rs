@@ -72,6 +72,14 @@ pub async fn connect_with(
         .expect("client connects")
 }
 
+/// The default policy, plus destructive calls without confirmation (for tests that tear down).
+pub fn permissive() -> Policy {
+    Policy {
+        allow_destructive_without_confirmation: true,
+        ..Default::default()
+    }
+}
+
 pub async fn connect() -> RunningService<RoleClient, TestClient> {
     connect_with(Policy::default(), None).await
 }
@@ -425,14 +433,7 @@ async fn destructive_calls_need_confirmation() {
     .await;
 
     // The operator allowed it without confirmation.
-    let c = connect_with(
-        Policy {
-            allow_destructive_without_confirmation: true,
-            ..Default::default()
-        },
-        None,
-    )
-    .await;
+    let c = connect_with(permissive(), None).await;
     assert!(text(&call(&c, "resources_delete", args("b")).await).contains("deleted"));
 }
 

@@ -49,14 +49,7 @@ const ALL_KEYS: [&str; 4] = [
 async fn stack_deploys_reports_status_is_idempotent_and_tears_down_cleanly() {
     let ns = TestNs::new("stack").await;
     make_secret(&ns, &ALL_KEYS).await;
-    let c = connect_with(
-        Policy {
-            allow_destructive_without_confirmation: true,
-            ..Default::default()
-        },
-        None,
-    )
-    .await;
+    let c = connect_with(crate::mcp::permissive(), None).await;
     let args = json!({"namespace": ns.name, "values": values(json!({}))});
 
     let r = call(&c, "stack_deploy", args.clone()).await;
