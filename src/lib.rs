@@ -7,5 +7,6 @@ pub mod cluster;
 pub mod logs;
 pub mod mcp;
 pub mod policy;
+pub mod rollout;
 pub mod stack;
 pub mod tools;
