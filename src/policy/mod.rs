@@ -28,6 +28,9 @@ pub struct PolicyArgs {
     /// Largest text output of one tool call, in bytes; longer output is cut with a note.
     #[arg(long, global = true, default_value_t = 64 * 1024)]
     pub max_output_bytes: usize,
+    /// Highest replica count workload_scale may set (no limit when omitted).
+    #[arg(long, global = true)]
+    pub max_replicas: Option<i32>,
 }
 
 /// The effective policy.
@@ -39,6 +42,7 @@ pub struct Policy {
     pub deny_kinds: Vec<String>,
     pub allow_destructive_without_confirmation: bool,
     pub max_output_bytes: usize,
+    pub max_replicas: Option<i32>,
 }
 
 impl Default for Policy {
@@ -65,6 +69,7 @@ impl From<&PolicyArgs> for Policy {
                 .collect(),
             allow_destructive_without_confirmation: a.allow_destructive_without_confirmation,
             max_output_bytes: a.max_output_bytes.max(1024),
+            max_replicas: a.max_replicas,
         }
     }
 }

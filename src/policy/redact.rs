@@ -152,7 +152,7 @@ fn kv_replacement(c: &Captures) -> String {
 }
 
 /// True when a key name (case-insensitive) ends with one of the sensitive words.
-fn is_sensitive_key(key: &str) -> bool {
+pub fn is_sensitive_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key == "client-key-data" || KEY_SUFFIXES.split_whitespace().any(|s| key.ends_with(s))
 }

@@ -4,8 +4,10 @@
 //! A call flows through [`Registry::call`]: params are parsed and validated, the policy is
 //! checked, the tool runs, and its result is redacted and capped before any adapter sees it.
 
+pub mod helm;
 pub mod logs;
 pub mod read;
+pub mod rollout;
 pub mod stack;
 mod util;
 pub mod write;
@@ -193,10 +195,21 @@ impl Registry {
             Arc::new(logs::LogsAnalyze),
             Arc::new(write::ResourcesApply),
             Arc::new(write::ResourcesDelete),
+            Arc::new(rollout::WorkloadScale),
+            Arc::new(rollout::RolloutStatus),
+            Arc::new(rollout::RolloutHistory),
+            Arc::new(rollout::RolloutUndo),
+            Arc::new(rollout::RolloutRestart),
+            Arc::new(rollout::RolloutPause),
+            Arc::new(rollout::RolloutResume),
+            Arc::new(helm::HelmReleases),
+            Arc::new(helm::HelmHistory),
+            Arc::new(helm::HelmRollback),
             Arc::new(stack::StackRender),
             Arc::new(stack::StackDeploy),
             Arc::new(stack::StackStatus),
             Arc::new(stack::StackTeardown),
+            Arc::new(stack::StackRollback),
         ];
         Registry { tools }
     }

@@ -8,12 +8,13 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 use kube::Client;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::helm::{records, supersede, write_record, Record};
 use super::read::{client, dyn_api, pod_row, pod_status, resolve_kind};
 use super::util::{check_namespace_name, ToolError};
 use super::write::{apply_object, FIELD_MANAGER};
@@ -146,40 +147,13 @@ impl Render for RenderOutput {
 
 // ------------------------------------------------------------------ release records
 
-/// The newest release revision stored in the namespace (version, decoded release).
+/// The newest release revision stored in the namespace.
 async fn latest_release(
     client: &Client,
     release: &str,
     namespace: &str,
-) -> Result<Option<(u32, Value, Secret)>, ToolError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let lp = ListParams::default().labels(&format!("owner=helm,name={release}"));
-    let list = api.list(&lp).await.map_err(|e| {
-        ToolError::from_kube(e, &format!("list Helm release records in {namespace}"))
-    })?;
-    let mut best: Option<(u32, Value, Secret)> = None;
-    for s in list.items {
-        let v: u32 = s
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("version"))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if best.as_ref().is_none_or(|b| v > b.0) {
-            let Some(data) = s.data.as_ref().and_then(|d| d.get("release")) else {
-                continue;
-            };
-            let rel = helm::decode(&data.0).map_err(|e| {
-                ToolError::Api(format!(
-                    "release record {}: {e}",
-                    s.metadata.name.clone().unwrap_or_default()
-                ))
-            })?;
-            best = Some((v, rel, s));
-        }
-    }
-    Ok(best)
+) -> Result<Option<Record>, ToolError> {
+    Ok(records(client, namespace, release).await?.pop())
 }
 
 /// Writes revision N+1 and marks the previous deployed one superseded.
@@ -189,17 +163,16 @@ async fn record_release(
     namespace: &str,
     values: &Value,
     manifest: String,
-    previous: Option<(u32, Value, Secret)>,
+    previous: Option<Record>,
 ) -> Result<u32, ToolError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let now = Timestamp::now();
     let (version, first, description) = match &previous {
-        Some((v, rel, _)) => {
-            let first = rel["info"]["first_deployed"]
+        Some(r) => {
+            let first = r.release["info"]["first_deployed"]
                 .as_str()
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(now);
-            (v + 1, first, "Upgrade complete".to_string())
+            (r.version + 1, first, "Upgrade complete".to_string())
         }
         None => (1, now, "Install complete".to_string()),
     };
@@ -214,24 +187,9 @@ async fn record_release(
         first_deployed: first,
         now,
     });
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": helm::secret_name(release, version), "namespace": namespace, "labels": helm::secret_labels(release, version, "deployed", now)},
-        "type": "helm.sh/release.v1",
-        "stringData": {"release": helm::encode(&rel)},
-    }))
-    .map_err(|e| ToolError::Internal(e.to_string()))?;
-    api.create(&PostParams::default(), &secret)
-        .await
-        .map_err(|e| ToolError::from_kube(e, "write Helm release record"))?;
-    if let Some((pv, mut prel, psecret)) = previous {
-        if prel["info"]["status"] == "deployed" {
-            prel["info"]["status"] = json!("superseded");
-            let name = psecret.metadata.name.clone().unwrap_or_default();
-            let patch = json!({"metadata": {"labels": {"status": "superseded"}}, "stringData": {"release": helm::encode(&prel)}});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| ToolError::from_kube(e, &format!("mark release v{pv} superseded")))?;
-        }
+    write_record(client, namespace, &rel).await?;
+    if let Some(prev) = previous {
+        supersede(client, namespace, &[prev], version).await?;
     }
     Ok(version)
 }
@@ -473,8 +431,8 @@ impl Tool for StackDeploy {
         }
         let previous = latest_release(&client, &release, &namespace).await?;
         let values = p.values.clone().unwrap_or(json!({}));
-        let same_values = previous.as_ref().is_some_and(|(_, rel, _)| {
-            rel["config"] == values && rel["info"]["status"] == "deployed"
+        let same_values = previous.as_ref().is_some_and(|r| {
+            r.release["config"] == values && r.release["info"]["status"] == "deployed"
         });
         let revision = if p.dry_run || (!any_change && same_values) {
             None
@@ -810,6 +768,17 @@ async fn component_statuses(
     Ok(out)
 }
 
+/// The stack's verdict: the worst component's, or "not deployed".
+fn stack_verdict(components: &[ComponentStatus]) -> String {
+    if components.iter().all(|c| c.verdict == "missing") {
+        return "not deployed".into();
+    }
+    ["stalled", "degraded", "missing", "progressing"]
+        .iter()
+        .find(|v| components.iter().any(|c| &c.verdict == *v))
+        .map_or("healthy".to_string(), |v| v.to_string())
+}
+
 fn component_line(c: &ComponentStatus) -> String {
     format!(
         "  {} {}: {}/{} ready, {} updated, {} available; image {} rev {}; endpoints {} ready {} not ready; {}\n",
@@ -859,7 +828,7 @@ impl Tool for StackStatus {
         let (client, release, namespace) = p.target.connect(ctx, &p.common).await?;
         let rel = latest_release(&client, &release, &namespace).await?;
         let spec = match &rel {
-            Some((_, r, _)) => StackSpec::from_values(&r["config"]).unwrap_or_default(),
+            Some(r) => StackSpec::from_values(&r.release["config"]).unwrap_or_default(),
             None => StackSpec::default(),
         };
         let components = component_statuses(&client, &release, &namespace, &spec).await?;
@@ -869,22 +838,19 @@ impl Tool for StackStatus {
             .ok()
             .flatten()
             .and_then(|i| i.spec?.rules?.first()?.host.clone());
-        let verdict = if components.iter().all(|c| c.verdict == "missing") {
-            "not deployed".to_string()
-        } else {
-            ["stalled", "degraded", "missing", "progressing"]
-                .iter()
-                .find(|v| components.iter().any(|c| &c.verdict == *v))
-                .map_or("healthy".to_string(), |v| v.to_string())
-        };
+        let verdict = stack_verdict(&components);
         Ok(StatusOutput {
             release,
             namespace,
             verdict,
             components,
             ingress_host,
-            release_revision: rel.map(|(v, r, _)| {
-                format!("{v} ({})", r["info"]["status"].as_str().unwrap_or_default())
+            release_revision: rel.map(|r| {
+                format!(
+                    "{} ({})",
+                    r.version,
+                    r.release["info"]["status"].as_str().unwrap_or_default()
+                )
             }),
         })
     }
@@ -1029,5 +995,94 @@ impl Render for TeardownOutput {
             self.deleted.len(),
             self.deleted.join(", ")
         )
+    }
+}
+
+// ------------------------------------------------------------------ stack_rollback
+
+/// Rolls the todo stack back to an earlier release revision (helm_rollback on the stack's
+/// release), waits for the components and reports the stack's status.
+pub struct StackRollback;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StackRollbackParams {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub target: Target,
+    /// Release revision to return to (helm_history lists them); default the one before the latest.
+    #[serde(default)]
+    pub to_revision: Option<u32>,
+    /// List the changes without making them.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Wait for every component to be rolled out (default true).
+    #[serde(default = "yes")]
+    pub wait: bool,
+    /// Longest wait in seconds (default 300).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StackRollbackOutput {
+    pub rollback: super::helm::HelmRollbackOutput,
+    /// healthy, progressing, stalled, degraded … after the rollback.
+    pub verdict: String,
+    pub components: Vec<ComponentStatus>,
+}
+
+impl Tool for StackRollback {
+    type Params = StackRollbackParams;
+    type Output = StackRollbackOutput;
+    const META: ToolMeta = ToolMeta {
+        name: "stack_rollback",
+        title: "Roll back the todo stack",
+        description: "Rolls the todo stack back to an earlier Helm release revision (default: the one before the latest) — helm_rollback on the stack's release — then waits for frontend, backend and mcp and reports each component's status. dry_run lists the changes. Example: {\"to_revision\": 1}",
+        effect: Effect::Write,
+        idempotent: false,
+    };
+
+    async fn call(
+        &self,
+        ctx: &Ctx,
+        p: StackRollbackParams,
+    ) -> Result<StackRollbackOutput, ToolError> {
+        let (client, release, namespace) = p.target.connect(ctx, &p.common).await?;
+        let hp = super::helm::HelmRollbackParams {
+            common: p.common.clone(),
+            target: super::helm::ReleaseTarget {
+                release: release.clone(),
+                namespace: namespace.clone(),
+            },
+            to_revision: p.to_revision,
+            dry_run: p.dry_run,
+            wait: p.wait,
+            timeout_seconds: p.timeout_seconds,
+        };
+        let rollback = super::helm::rollback(ctx, &p.common, &hp).await?;
+        let spec = latest_release(&client, &release, &namespace)
+            .await?
+            .and_then(|r| StackSpec::from_values(&r.release["config"]).ok())
+            .unwrap_or_default();
+        let components = component_statuses(&client, &release, &namespace, &spec).await?;
+        let verdict = stack_verdict(&components);
+        Ok(StackRollbackOutput {
+            rollback,
+            verdict,
+            components,
+        })
+    }
+}
+
+impl Render for StackRollbackOutput {
+    fn render(&self) -> String {
+        let mut s = self.rollback.render();
+        s.push_str(&format!("stack {}:\n", self.verdict));
+        for c in &self.components {
+            s.push_str(&component_line(c));
+        }
+        s
     }
 }

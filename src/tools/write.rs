@@ -93,6 +93,41 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, ToolError> {
     Ok(docs)
 }
 
+/// Parameters of a merge patch by aiops-mcp (optionally a server-side dry run).
+pub fn merge_params(dry_run: bool) -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        dry_run,
+        ..Default::default()
+    }
+}
+
+/// A JSON merge patch (RFC 7386) that turns `from` into `to`: changed and new keys carry the
+/// new value, keys `to` lacks are set to null, equal parts are left out. Arrays are replaced whole.
+pub fn merge_diff(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in b {
+                match a.get(k) {
+                    Some(old) if old == v => {}
+                    Some(old) if old.is_object() && v.is_object() => {
+                        out.insert(k.clone(), merge_diff(old, v));
+                    }
+                    _ => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in a.keys().filter(|k| !b.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => to.clone(),
+    }
+}
+
 /// Paths where two JSON values differ (objects recursed, arrays compared whole).
 pub fn changed_paths(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
     match (before, after) {
@@ -403,6 +438,17 @@ impl Render for DeleteOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_diff_sets_removed_keys_to_null_and_skips_equal_parts() {
+        let a = serde_json::json!({"keep": 1, "gone": {"x": 1}, "nested": {"a": 1, "b": 2}, "list": [1, 2]});
+        let b = serde_json::json!({"keep": 1, "nested": {"a": 1, "b": 3, "c": 4}, "list": [1]});
+        assert_eq!(
+            merge_diff(&a, &b),
+            serde_json::json!({"gone": null, "nested": {"b": 3, "c": 4}, "list": [1]})
+        );
+        assert_eq!(merge_diff(&a, &a), serde_json::json!({}));
+    }
 
     #[test]
     fn yaml_documents_are_split_and_empty_ones_skipped() {

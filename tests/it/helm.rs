@@ -39,7 +39,7 @@ fn helm(args: &[&str]) -> (bool, Value) {
     (out.status.success(), v)
 }
 
-async fn helm_async(args: &[&str]) -> (bool, Value) {
+pub(crate) async fn helm_async(args: &[&str]) -> (bool, Value) {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || helm(&args.iter().map(String::as_str).collect::<Vec<_>>()))
         .await
@@ -388,4 +388,138 @@ async fn aiops_mcp_chart_installs_with_read_access_and_writes_only_in_the_stack_
         .is_some_and(|p| p.iter().any(|p| p.port == 8080))));
     let (ok, _) = helm_async(&["uninstall", "aiops", "--namespace", &ns.name]).await;
     assert!(ok);
+}
+
+#[tokio::test]
+async fn helm_rollback_by_aiops_mcp_is_what_helm_history_shows() {
+    let ns = TestNs::new("helmrb").await;
+    stack_secret(&ns).await;
+    let mut v1 = quick();
+    v1["ingress"] = json!({"enabled": false});
+    let (ok, i) = helm_chart("install", "charts/todo-stack", "todo", &ns.name, &v1).await;
+    assert!(ok && i["version"] == 1, "{i}");
+    let mut v2 = quick();
+    v2["backend"]["tag"] = json!("1.0.1-bad-migration");
+    v2["config"] = json!({"logLevel": "debug"});
+    let (ok, u) = helm_chart("upgrade", "charts/todo-stack", "todo", &ns.name, &v2).await;
+    assert!(ok && u["version"] == 2, "{u}");
+
+    let r = Registry::new();
+    let hist = r
+        .call(
+            &ctx(),
+            "helm_history",
+            json!({"release": "todo", "namespace": ns.name}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        hist.text
+            .contains("backend.tag: unset → 1.0.1-bad-migration")
+            && hist.text.contains("ingress.enabled: false → unset"),
+        "{}",
+        hist.text
+    );
+    // Dry run: lists the changes, records nothing.
+    let dry = r
+        .call(
+            &ctx(),
+            "helm_rollback",
+            json!({"release": "todo", "namespace": ns.name, "dry_run": true}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        dry.text.contains("Ingress/todo would be deleted"),
+        "{}",
+        dry.text
+    );
+    let out = r
+        .call(
+            &ctx(),
+            "helm_rollback",
+            json!({"release": "todo", "namespace": ns.name, "to_revision": 1, "wait": true, "timeout_seconds": 90}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.structured["new_revision"], 3, "{}", out.text);
+    assert_eq!(
+        out.structured["outcome"], "rolled back, complete",
+        "{}",
+        out.text
+    );
+
+    let (ok, h) = helm_async(&["history", "todo", "--namespace", &ns.name]).await;
+    assert!(ok, "{h}");
+    let rows: Vec<(i64, String, String)> = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["revision"].as_i64().unwrap(),
+                x["status"].as_str().unwrap().to_string(),
+                x["description"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        vec![(1, "superseded"), (2, "superseded"), (3, "deployed")],
+        "{h}"
+    );
+    assert_eq!(rows[2].2, "Rollback to 1", "{h}");
+
+    // The live objects are revision 1's: Helm's own template of v1 matches them.
+    let (ok, t) = helm_chart("template", "charts/todo-stack", "todo", &ns.name, &v1).await;
+    assert!(ok, "{t}");
+    let want = objects(t["manifest"].as_str().unwrap());
+    let deps = ns
+        .api::<k8s_openapi::api::apps::v1::Deployment>()
+        .list(&Default::default())
+        .await
+        .unwrap();
+    for d in deps.items {
+        let name = d.metadata.name.clone().unwrap();
+        let live = serde_json::to_value(&d.spec.template).unwrap();
+        let w = &want[&format!("Deployment/{name}")]["spec"]["template"];
+        assert_eq!(
+            live["spec"]["containers"][0]["image"], w["spec"]["containers"][0]["image"],
+            "{name}"
+        );
+        assert_eq!(
+            live["spec"]["containers"][0]["env"], w["spec"]["containers"][0]["env"],
+            "{name}"
+        );
+    }
+    let cm = ns
+        .api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .get("todo-config")
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&cm.data).unwrap(),
+        want["ConfigMap/todo-config"]["data"],
+        "ConfigMap back to revision 1"
+    );
+    assert!(ns
+        .api::<k8s_openapi::api::networking::v1::Ingress>()
+        .get_opt("todo")
+        .await
+        .unwrap()
+        .is_none());
+    // A missing revision is refused with the list.
+    let e = r
+        .call(
+            &ctx(),
+            "helm_rollback",
+            json!({"release": "todo", "namespace": ns.name, "to_revision": 12}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no revision 12") && e.contains("3 (deployed)"),
+        "{e}"
+    );
 }

@@ -6,5 +6,6 @@ mod external;
 mod helm;
 mod logs;
 mod mcp;
+mod rollout;
 mod sandbox;
 mod stack;
