@@ -419,3 +419,65 @@ async fn stack_rollback_restores_the_release_and_helm_agrees() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn statefulset_history_and_undo_use_controller_revisions() {
+    let ns = TestNs::new("stsundo").await;
+    let sts = |image: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db}}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers: [{{name: db, image: "{image}"}}]
+"#
+        )
+    };
+    ns.apply_yaml(&sts("nginx:1.25")).await;
+    let w = json!({"name": "db", "namespace": ns.name, "kind": "sts"});
+    let mut wait = w.clone();
+    wait["wait"] = json!(true);
+    wait["timeout_seconds"] = json!(60);
+    let st = call("rollout_status", wait.clone()).await;
+    assert_eq!(st.structured["verdict"], "complete", "{}", st.text);
+    ns.api::<k8s_openapi::api::apps::v1::StatefulSet>()
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "db", "image": "busybox:1.36"}]}}}})),
+        )
+        .await
+        .unwrap();
+    let h = wait_for("two revisions", Duration::from_secs(30), || async {
+        let h = call("rollout_history", w.clone()).await;
+        (h.structured["revisions"].as_array().map_or(0, Vec::len) == 2).then_some(h)
+    })
+    .await;
+    assert!(
+        h.text.contains("image db: nginx:1.25 → busybox:1.36"),
+        "{}",
+        h.text
+    );
+    let mut undo = w.clone();
+    undo["to_revision"] = json!(1);
+    let out = call("rollout_undo", undo).await;
+    assert_eq!(out.structured["outcome"], "rolled back", "{}", out.text);
+    let s = ns
+        .api::<k8s_openapi::api::apps::v1::StatefulSet>()
+        .get("db")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some("nginx:1.25")
+    );
+    let st = call("rollout_status", wait).await;
+    assert_eq!(st.structured["verdict"], "complete", "{}", st.text);
+}
