@@ -266,16 +266,6 @@ impl<'a> Ctx<'a> {
         self.cur_logs.get(&key(&[ns, pod, container])).copied()
     }
 
-    /// Every log of the pod (previous and current), for RBAC and similar scans.
-    pub fn logs_of_pod(&self, ns: &str, pod: &str) -> Vec<&'a ContainerLog> {
-        self.snap
-            .previous_logs
-            .iter()
-            .chain(self.snap.current_logs.iter())
-            .filter(|l| l.namespace == ns && l.pod == pod)
-            .collect()
-    }
-
     // -------------------------------------------------------------------------- history
 
     pub fn history(&self, obj: &ObjectRef) -> Option<&'a WorkloadHistory> {

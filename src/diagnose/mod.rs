@@ -294,6 +294,9 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// The cause in plain words.
     pub cause: String,
+    /// Every affected pod name (for counting; only `pods` is serialized).
+    #[serde(skip)]
+    all_pods: std::collections::BTreeSet<String>,
     /// When it started, as far as the status shows (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
@@ -311,6 +314,7 @@ impl Finding {
             object,
             pods: vec![],
             pod_count: 0,
+            all_pods: Default::default(),
             exposed_by: vec![],
             summary: String::new(),
             evidence: vec![],
@@ -358,10 +362,10 @@ impl Finding {
     }
 
     fn add_pod(&mut self, name: &str) {
-        if self.pods.iter().any(|p| p == name) {
+        if !self.all_pods.insert(name.to_string()) {
             return;
         }
-        self.pod_count += 1;
+        self.pod_count = self.all_pods.len();
         if self.pods.len() < MAX_PODS_LISTED {
             self.pods.push(name.to_string());
         }
@@ -380,12 +384,9 @@ impl Finding {
     /// Folds another finding of the same row and object into this one.
     fn absorb(&mut self, other: Finding) {
         self.severity = self.severity.min(other.severity);
-        // pod names beyond the listed ones only count
-        let extra_unlisted = other.pod_count.saturating_sub(other.pods.len());
-        for p in &other.pods {
+        for p in &other.all_pods {
             self.add_pod(p);
         }
-        self.pod_count += extra_unlisted;
         for e in other.evidence {
             self.add_evidence(e);
         }
