@@ -4,6 +4,7 @@
 //! to the API server (kubeconfig, contexts, in-cluster config, one TLS crypto provider).
 
 pub mod cluster;
+pub mod diagnose;
 pub mod logs;
 pub mod mcp;
 pub mod policy;

@@ -145,6 +145,11 @@ const RECENT_FAILURE_SECS: i64 = 600;
 
 /// (status text, healthy?) like kubectl's printer.
 pub fn pod_status(p: &Pod) -> (String, bool) {
+    pod_status_at(p, Timestamp::now())
+}
+
+/// [`pod_status`] as seen at `now` (a failed exit within 10 minutes of `now` is recent).
+pub(crate) fn pod_status_at(p: &Pod, now: Timestamp) -> (String, bool) {
     let st = p.status.clone().unwrap_or_default();
     let phase = st.phase.clone().unwrap_or_else(|| "Unknown".into());
     let mut reason = st.reason.clone().unwrap_or_else(|| phase.clone());
@@ -211,7 +216,6 @@ pub fn pod_status(p: &Pod) -> (String, bool) {
         .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.ready));
     // A crash-looping container is Running for a moment between restarts: a failed exit in the
     // last 10 minutes still makes the pod unhealthy. One old restart on a stable pod does not.
-    let now = Timestamp::now();
     let recent_failure = st.container_statuses.iter().flatten().any(|c| {
         c.last_state
             .as_ref()
