@@ -423,20 +423,20 @@ impl PodCheck<'_, '_> {
             .finding(row, Severity::Critical)
             .summary(summary)
             .cause(cause);
-        if let Some(r) = reason {
-            f = f.evidence(format!("state.waiting.reason = {r}"));
-        }
         if let Some(t) = term {
             f = f.evidence(format!("lastState.terminated = {}", term_text(t, now)));
         }
-        f = f.evidence(format!("restartCount = {}", cs.restart_count));
-        if let Some(b) = back_off(msg) {
-            f = f.evidence(format!("back-off = {b}"));
+        f = f.evidence(match back_off(msg) {
+            Some(b) => format!("restartCount = {}, back-off = {b}", cs.restart_count),
+            None => format!("restartCount = {}", cs.restart_count),
+        });
+        f = f.evidence_all(self.pod_events(&["BackOff"]));
+        if let Some(r) = reason {
+            f = f.evidence(format!("state.waiting.reason = {r}"));
         }
         if let Some(c) = spec.and_then(|c| c.image.as_ref()) {
             f = f.evidence(format!("image = {c}"));
         }
-        f = f.evidence_all(self.pod_events(&["BackOff"]));
         f = f.evidence_all(ins.excerpt.clone());
         let since = self
             .ctx
@@ -534,7 +534,7 @@ impl PodCheck<'_, '_> {
         if let Some(vd) = lowered {
             let undo = self.ctx.undo_steps(&self.v.owner, vd);
             let mut steps = undo;
-            steps.extend(f.remediation.drain(..));
+            steps.append(&mut f.remediation);
             f.remediation = steps;
             f = f.evidence(format!(
                 "revision {} changed: {}",
