@@ -268,6 +268,7 @@ pub(crate) fn pod_findings(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         let mut creating = false;
+        let before = pc.out.len();
         for cs in st.container_statuses.iter().flatten() {
             if waiting(cs).0 == Some("ContainerCreating") {
                 creating = true;
@@ -275,7 +276,8 @@ pub(crate) fn pod_findings(ctx: &Ctx) -> Vec<Finding> {
             }
             pc.container(cs, false);
         }
-        if creating || st.phase.as_deref() == Some("Pending") {
+        // a Pending pod whose containers already explain it (image pull, config) is not "stuck"
+        if (creating || st.phase.as_deref() == Some("Pending")) && pc.out.len() == before {
             pc.stuck_creating();
         }
     }

@@ -211,6 +211,11 @@ fn image_pull_failure_names_the_last_working_image() {
     assert!(text(f).contains("web:1.2"), "{}", text(f));
     assert!(has_tool(f, "rollout_undo").is_some());
     assert_eq!(f.pod_count, 2);
+    assert!(
+        r.findings.iter().all(|f| f.row != 5),
+        "not also stuck: {}",
+        r.render()
+    );
 }
 
 // ------------------------------------------------------------------------------ row 4
