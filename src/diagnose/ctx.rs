@@ -893,10 +893,18 @@ pub(crate) fn look_steps(obj: &ObjectRef, pod: Option<&str>, previous: bool) -> 
                 "read the logs in full"
             },
         ),
-        Step::tool(
-            "events_list",
-            json!({"namespace": obj.namespace, "kind": obj.kind, "name": obj.name}),
-            "see the object's recent events",
-        ),
+        match pod {
+            // pod-level problems: the pod's events say the most
+            Some(p) => Step::tool(
+                "events_list",
+                json!({"namespace": obj.namespace, "kind": "Pod", "name": p}),
+                "see the pod's recent events",
+            ),
+            None => Step::tool(
+                "events_list",
+                json!({"namespace": obj.namespace, "kind": obj.kind, "name": obj.name}),
+                "see the object's recent events",
+            ),
+        },
     ]
 }

@@ -387,8 +387,12 @@ impl Finding {
         for p in &other.all_pods {
             self.add_pod(p);
         }
+        // the same fact from another pod (another count, another age) adds nothing
         for e in other.evidence {
-            self.add_evidence(e);
+            let k = evidence_key(&e);
+            if !self.evidence.iter().any(|x| evidence_key(x) == k) {
+                self.add_evidence(e);
+            }
         }
         self.since = match (self.since, other.since) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -412,6 +416,19 @@ impl Finding {
             .count();
         self.pod_count + 5 * self.exposed_by.len() + 10 * ingresses
     }
+}
+
+/// What an evidence line is about: `restartCount`, `event BackOff`, or a whole log line.
+fn evidence_key(e: &str) -> &str {
+    if e.starts_with("log|") {
+        return e;
+    }
+    let end = [" = ", " ×", ": "]
+        .iter()
+        .filter_map(|sep| e.find(sep))
+        .min()
+        .unwrap_or(e.len());
+    &e[..end]
 }
 
 /// Result of [`diagnose`].

@@ -268,6 +268,7 @@ pub(crate) fn pod_findings(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         let mut creating = false;
+        let before = pc.out.len();
         for cs in st.container_statuses.iter().flatten() {
             if waiting(cs).0 == Some("ContainerCreating") {
                 creating = true;
@@ -275,7 +276,8 @@ pub(crate) fn pod_findings(ctx: &Ctx) -> Vec<Finding> {
             }
             pc.container(cs, false);
         }
-        if creating || st.phase.as_deref() == Some("Pending") {
+        // a Pending pod whose containers already explain it (image pull, config) is not "stuck"
+        if (creating || st.phase.as_deref() == Some("Pending")) && pc.out.len() == before {
             pc.stuck_creating();
         }
     }
@@ -423,20 +425,20 @@ impl PodCheck<'_, '_> {
             .finding(row, Severity::Critical)
             .summary(summary)
             .cause(cause);
-        if let Some(r) = reason {
-            f = f.evidence(format!("state.waiting.reason = {r}"));
-        }
         if let Some(t) = term {
             f = f.evidence(format!("lastState.terminated = {}", term_text(t, now)));
         }
-        f = f.evidence(format!("restartCount = {}", cs.restart_count));
-        if let Some(b) = back_off(msg) {
-            f = f.evidence(format!("back-off = {b}"));
+        f = f.evidence(match back_off(msg) {
+            Some(b) => format!("restartCount = {}, back-off = {b}", cs.restart_count),
+            None => format!("restartCount = {}", cs.restart_count),
+        });
+        f = f.evidence_all(self.pod_events(&["BackOff"]));
+        if let Some(r) = reason {
+            f = f.evidence(format!("state.waiting.reason = {r}"));
         }
         if let Some(c) = spec.and_then(|c| c.image.as_ref()) {
             f = f.evidence(format!("image = {c}"));
         }
-        f = f.evidence_all(self.pod_events(&["BackOff"]));
         f = f.evidence_all(ins.excerpt.clone());
         let since = self
             .ctx
@@ -534,7 +536,7 @@ impl PodCheck<'_, '_> {
         if let Some(vd) = lowered {
             let undo = self.ctx.undo_steps(&self.v.owner, vd);
             let mut steps = undo;
-            steps.extend(f.remediation.drain(..));
+            steps.append(&mut f.remediation);
             f.remediation = steps;
             f = f.evidence(format!(
                 "revision {} changed: {}",

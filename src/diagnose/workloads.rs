@@ -330,22 +330,17 @@ fn failed_create_cause(ctx: &Ctx, ns: &str, msg: &str) -> (String, String) {
     }
     if msg.contains("serviceaccount") || msg.contains("service account") {
         let sa = msg
-            .split('"')
+            .split("serviceaccount \"")
             .nth(1)
-            .map(str::to_string)
+            .and_then(|s| s.split('"').next())
             .or_else(|| {
                 msg.split("service account ")
                     .nth(1)
                     .and_then(|s| s.split_whitespace().next())
-                    .map(|s| {
-                        s.rsplit('/')
-                            .next()
-                            .unwrap_or(s)
-                            .trim_end_matches(':')
-                            .to_string()
-                    })
+                    .map(|s| s.rsplit('/').next().unwrap_or(s).trim_end_matches(':'))
             })
-            .unwrap_or_else(|| "?".into());
+            .unwrap_or("?")
+            .to_string();
         let exists = ctx
             .snap
             .service_accounts
