@@ -96,6 +96,26 @@ enum Command {
         #[command(flatten)]
         target: StackTarget,
     },
+    /// Diagnose a namespace, a workload or the cluster: `aiops-mcp diagnose -n todo-app`.
+    Diagnose {
+        /// Namespace (omit for the whole cluster).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        /// Only this workload (needs --namespace).
+        name: Option<String>,
+        /// Kind of the workload (default Deployment).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Do not read container logs.
+        #[arg(long)]
+        no_logs: bool,
+        /// Most findings to show.
+        #[arg(long, default_value_t = 10)]
+        max: usize,
+        /// Print the structured report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,6 +327,38 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 )
                 .await,
         ),
+        Command::Diagnose {
+            namespace,
+            name,
+            kind,
+            no_logs,
+            max,
+            json,
+        } => {
+            let args = serde_json::json!({"namespace": namespace, "name": name, "kind": kind,
+                "include_logs": !no_logs, "max_findings": max});
+            let args = strip_nulls(args);
+            match registry.call(&ctx, "diagnose", args).await {
+                Ok(out) if json => {
+                    println!("{}", serde_json::to_string_pretty(&out.structured)?);
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Ok(out) => {
+                    let colour =
+                        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                    print!(
+                        "{}",
+                        if colour {
+                            colourise(&out.text)
+                        } else {
+                            out.text
+                        }
+                    );
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(e) => print_result(Err(e)),
+            }
+        }
         Command::Check => {
             let client = ctx.clusters.client(None).await?;
             let v = client.apiserver_version().await?;
@@ -319,6 +371,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// Drops null members of an object (unset CLI options).
+fn strip_nulls(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, x| !x.is_null());
+    }
+    v
+}
+
+/// Colours the severity words of a diagnosis for a terminal.
+fn colourise(text: &str) -> String {
+    text.replace("CRITICAL", "\x1b[1;31mCRITICAL\x1b[0m")
+        .replace("WARNING", "\x1b[33mWARNING\x1b[0m")
+        .replace("INFO", "\x1b[36mINFO\x1b[0m")
 }
 
 fn print_result(

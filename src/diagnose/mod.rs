@@ -469,6 +469,10 @@ pub struct CrashLoop {
     /// Current back-off before the next restart, e.g. `5m0s` (from the waiting message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub back_off: Option<String>,
+    /// What the previous instance's log says went wrong (exception, missing env var,
+    /// connection refused host:port, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_cause: Option<String>,
     /// Last lines of the previous instance's log (up to 5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_log_lines: Vec<String>,

@@ -1670,10 +1670,17 @@ pub(crate) fn crashloops(ctx: &Ctx) -> Vec<CrashLoop> {
             let ns = ns_of(&p.metadata);
             let pod = name_of(&p.metadata);
             let owner = ctx.owner_of(p);
-            let started = *verdicts
-                .entry(owner.clone())
-                .or_insert_with(|| ctx.verdict(&owner).map(|v| v.started_with_current));
+            let started = *verdicts.entry(owner.clone()).or_insert_with(|| {
+                // With a single revision there is nothing to compare against: unknown.
+                let compared = ctx.history(&owner).is_some_and(|h| h.revisions.len() > 1);
+                ctx.verdict(&owner)
+                    .filter(|_| compared)
+                    .map(|v| v.started_with_current)
+            });
             let t = last_termination(cs);
+            let log_cause = ctx
+                .previous_log(ns, pod, &cs.name)
+                .and_then(|l| super::ctx::log_insight(l).cause);
             let last_log_lines = ctx
                 .previous_log(ns, pod, &cs.name)
                 .map(|l| {
@@ -1700,6 +1707,7 @@ pub(crate) fn crashloops(ctx: &Ctx) -> Vec<CrashLoop> {
                 reason: t.and_then(|t| t.reason.clone()),
                 last_termination: t.and_then(|t| t.finished_at.as_ref().map(|f| f.0)),
                 back_off: back_off(waiting(cs).1),
+                log_cause,
                 last_log_lines,
                 started_with_current_revision: started,
             });

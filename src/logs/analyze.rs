@@ -243,6 +243,8 @@ struct Patterns {
     env_missing: Regex,
     env_not_set: Regex,
     host_port: Regex,
+    /// `server at "db.local" (10.0.0.1), port 5432` (libpq / psycopg2).
+    host_comma_port: Regex,
     dns: Regex,
     dns_host: Regex,
     auth: Regex,
@@ -278,6 +280,7 @@ fn patterns() -> &'static Patterns {
             env_missing: re(r#"(?i)missing (?:required )?env(?:ironment)? var(?:iable)?s?:?\s*['"`]?([A-Za-z_][A-Za-z0-9_]*)"#),
             env_not_set: re(r#"(?i)env(?:ironment)? var(?:iable)?\s+['"`]?([A-Za-z_][A-Za-z0-9_]*)['"`]?\s+(?:is\s+)?(?:not set|not defined|unset|missing|required)"#),
             host_port: re(r"\b((?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-fA-F:]+\]|[A-Za-z][\w.\-]*):(\d{2,5})\b"),
+            host_comma_port: re(r#"(?i)(?:server at|host)\s*"?([A-Za-z0-9][\w.\-]*)"?\s*(?:\([^)]*\))?,?\s*port\s*(\d{2,5})"#),
             dns: re(r"(?i)could not resolve|no such host|name or service not known|ENOTFOUND|EAI_AGAIN|temporary failure in name resolution|could not translate host name|nodename nor servname"),
             dns_host: re(r#"(?i)(?:ENOTFOUND|EAI_AGAIN|lookup|resolve host:?|translate host name)\s+["']?([A-Za-z0-9][\w.\-]*)"#),
             auth: re(r"(?i)password authentication failed|invalid credentials|authentication failed|unauthorized|401 unauthorized|access denied for user|invalid api key|invalid token"),
@@ -572,6 +575,11 @@ fn scan_hints(line: &LogLine, level: Level, hints: &mut HashMap<(String, String)
             .captures_iter(text)
             .map(|c| format!("{}:{}", &c[1], &c[2]))
             .find(|hp| !hp.starts_with("http") && !hp.starts_with("node:"))
+            .or_else(|| {
+                p.host_comma_port
+                    .captures(text)
+                    .map(|c| format!("{}:{}", &c[1], &c[2]))
+            })
             .unwrap_or_default();
         let summary = if target.is_empty() {
             "a connection was refused: the target service is down, not ready, or on another port"
@@ -1263,6 +1271,22 @@ mod tests {
         assert_eq!(h.detail, "10.96.3.4:8000");
         assert_eq!(a.levels.warn, 1);
         assert_eq!(a.levels.error, 1);
+    }
+
+    #[test]
+    fn libpq_connection_refused_names_host_and_port() {
+        let l = lines(
+            "api-1/api",
+            "2024-05-01T10:00:00Z",
+            &["psycopg2.OperationalError: connection to server at \"postgres.todo-app.svc\" (10.96.44.12), port 5432 failed: Connection refused"],
+        );
+        let a = analyze(&l, &AnalyzeOptions::default());
+        let h = a
+            .hints
+            .iter()
+            .find(|h| h.cause == "connection_refused")
+            .unwrap();
+        assert_eq!(h.detail, "postgres.todo-app.svc:5432");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! A call flows through [`Registry::call`]: params are parsed and validated, the policy is
 //! checked, the tool runs, and its result is redacted and capped before any adapter sees it.
 
+pub mod diagnose;
 pub mod helm;
 pub mod logs;
 pub mod read;
@@ -191,6 +192,8 @@ impl Registry {
             Arc::new(read::ResourcesList),
             Arc::new(read::ResourcesGet),
             Arc::new(read::EventsList),
+            Arc::new(diagnose::Diagnose),
+            Arc::new(diagnose::CrashloopsFind),
             Arc::new(logs::LogsGet),
             Arc::new(logs::LogsAnalyze),
             Arc::new(write::ResourcesApply),

@@ -2,6 +2,7 @@
 //! `tests/run` starts (KUBECONFIG points at it), each in its own namespace.
 
 mod common;
+mod diagnose;
 mod external;
 mod helm;
 mod logs;
