@@ -168,7 +168,9 @@ fn parse_cli() -> Cli {
     if !plugin {
         return Cli::parse();
     }
-    let cmd = Cli::command().name("kubectl-aiops").bin_name("kubectl aiops");
+    let cmd = Cli::command()
+        .name("kubectl-aiops")
+        .bin_name("kubectl aiops");
     let keep = match args.get(1).and_then(|a| a.to_str()) {
         None => true,
         Some(first) => {

@@ -297,8 +297,7 @@ async fn run(
             .map_err(|e| ProviderError::BadResponse(e.to_string()))?;
         messages.push(assistant.into());
         for call in &turn.calls {
-            let (record, content) =
-                execute_call(registry, ctx, opts, transcript.steps, call).await;
+            let (record, content) = execute_call(registry, ctx, opts, transcript.steps, call).await;
             eprintln!(
                 "  {} {} → {}",
                 record.tool,
@@ -443,14 +442,8 @@ async fn approve(
             o.insert("dry_run".into(), Value::Bool(true));
         }
         match registry.call(ctx, meta.name, preview_args).await {
-            Ok(out) => eprintln!(
-                "Dry run:\n{}",
-                indent(&provider::clip(&out.text, 4096))
-            ),
-            Err(e) => eprintln!(
-                "Dry run failed: {}",
-                redact_text(&e.to_string())
-            ),
+            Ok(out) => eprintln!("Dry run:\n{}", indent(&provider::clip(&out.text, 4096))),
+            Err(e) => eprintln!("Dry run failed: {}", redact_text(&e.to_string())),
         }
     }
     if opts.yes {
@@ -510,7 +503,10 @@ mod tests {
             };
             assert_eq!(f.function.name, t.meta().name);
             assert_eq!(f.function.parameters.as_ref(), Some(&t.input_schema()));
-            assert_eq!(f.function.description.as_deref(), Some(t.meta().description));
+            assert_eq!(
+                f.function.description.as_deref(),
+                Some(t.meta().description)
+            );
             assert_eq!(t.meta().effect, Effect::Read);
         }
     }

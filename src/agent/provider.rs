@@ -37,6 +37,9 @@ pub enum ProviderError {
         status: u16,
         message: String,
     },
+    /// 429 insufficient_quota: retrying does not help.
+    #[error("the model provider says the quota of this API key is used up (429): {message}. Check the plan and billing of the account, or use another key")]
+    Quota { message: String },
     /// 429 on every attempt.
     #[error("the model provider is rate limiting (429) and still was after {attempts} attempts: {message}. Wait a minute and try again, or use another model/key")]
     RateLimited { attempts: u32, message: String },
@@ -145,8 +148,12 @@ impl Provider {
         let config = OpenAIConfig::new()
             .with_api_key(key.trim())
             .with_api_base(&base_url);
+        // The plain transport, without the library's own retry layer: `turn` is the one place that
+        // retries, so the attempts are bounded once and each retry is reported.
+        let client = async_openai::Client::with_config(config)
+            .with_http_service(async_openai::middleware::ReqwestService::default());
         Ok(Provider {
-            client: async_openai::Client::with_config(config),
+            client,
             base_url: redact_text(&base_url).into_owned(),
             model,
             max_tokens,
@@ -287,6 +294,11 @@ impl Provider {
                         status,
                         message,
                     }),
+                    429 if r.api_error.r#type.as_deref() == Some("insufficient_quota")
+                        || r.api_error.code.as_deref() == Some("insufficient_quota") =>
+                    {
+                        Attempt::Fatal(ProviderError::Quota { message })
+                    }
                     429 => Attempt::Retryable(ProviderError::RateLimited {
                         attempts: 1,
                         message,
@@ -314,13 +326,13 @@ impl Provider {
             OpenAIError::JSONDeserialize(e, content) => Attempt::Fatal(ProviderError::BadResponse(
                 format!("{e} in {}", clip(&redact_text(&content), 300)),
             )),
-            OpenAIError::StreamError(e) if !streamed => Attempt::Retryable(
-                ProviderError::Unreachable {
+            OpenAIError::StreamError(e) if !streamed => {
+                Attempt::Retryable(ProviderError::Unreachable {
                     base_url: self.base_url.clone(),
                     attempts: 1,
                     message: clip(&redact_text(&e.to_string()), 300),
-                },
-            ),
+                })
+            }
             other => Attempt::Fatal(ProviderError::BadResponse(clip(
                 &redact_text(&other.to_string()),
                 300,

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Every test runs against the sandbox cluster that
 //! `tests/run` starts (KUBECONFIG points at it), each in its own namespace.
 
+mod agent;
 mod common;
 mod external;
 mod helm;
