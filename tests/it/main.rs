@@ -5,6 +5,7 @@ mod agent;
 mod common;
 mod external;
 mod helm;
+mod kagent;
 mod logs;
 mod mcp;
 mod sandbox;
