@@ -3,6 +3,7 @@
 //! The crate is organised as the architecture note describes: `cluster` holds the connection
 //! to the API server (kubeconfig, contexts, in-cluster config, one TLS crypto provider).
 
+pub mod agent;
 pub mod cluster;
 pub mod diagnose;
 pub mod logs;

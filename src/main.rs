@@ -9,7 +9,7 @@ use aiops_mcp::cluster::Clusters;
 use aiops_mcp::mcp::{http, AiopsServer};
 use aiops_mcp::policy::{Policy, PolicyArgs};
 use aiops_mcp::tools::{Ctx, Effect, Registry};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -116,6 +116,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask in plain language: a model (OpenAI-compatible API) answers with the tools. Read-only
+    /// unless --allow-writes; every write is shown and needs approval.
+    Ask(AskArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AskArgs {
+    /// The question, e.g. "why is the backend crashing?" (several words are joined).
+    #[arg(required = true, num_args = 1..)]
+    question: Vec<String>,
+    /// Model name (OPENAI_BASE_URL picks the provider: OpenAI, Ollama, vLLM, a gateway).
+    #[arg(long, env = "AIOPS_MODEL", default_value = "gpt-4o-mini")]
+    model: String,
+    /// Offer write and destructive tools; each call is shown (with a dry run) and needs `y`.
+    #[arg(long)]
+    allow_writes: bool,
+    /// Approve every write without asking (for scripts; needs --allow-writes).
+    #[arg(long)]
+    yes: bool,
+    /// Print a JSON transcript (question, model, tool calls, answer, steps) instead of streaming.
+    #[arg(long)]
+    json: bool,
+    /// Model rounds that may call tools; then the model must answer.
+    #[arg(long, default_value_t = 8)]
+    max_steps: usize,
+    /// Longest model response, in tokens.
+    #[arg(long, default_value_t = 4096)]
+    max_tokens: u32,
+    /// Tokens of the whole run; past it the model must answer with what it has.
+    #[arg(long, default_value_t = 200_000)]
+    max_total_tokens: u64,
+    /// Largest tool result sent to the model, in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    max_tool_bytes: usize,
+    /// Time limit of the whole run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,12 +175,42 @@ struct StackTarget {
     namespace: String,
 }
 
+/// The command line, with argv[0] dispatch: invoked as `kubectl-aiops` (kubectl's plugin name),
+/// `kubectl aiops "why is the backend crashing?"` means `aiops-mcp ask "…"`, while a first
+/// argument that is a subcommand (`kubectl aiops serve`) keeps its meaning.
+fn parse_cli() -> Cli {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let plugin = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("kubectl-aiops"));
+    if !plugin {
+        return Cli::parse();
+    }
+    let cmd = Cli::command()
+        .name("kubectl-aiops")
+        .bin_name("kubectl aiops");
+    let keep = match args.get(1).and_then(|a| a.to_str()) {
+        None => true,
+        Some(first) => {
+            matches!(first, "-h" | "--help" | "-V" | "--version" | "help")
+                || cmd.get_subcommands().any(|s| s.get_name() == first)
+        }
+    };
+    if !keep {
+        args.insert(1, "ask".into());
+    }
+    let matches = cmd.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AIOPS_LOG")
-                .unwrap_or_else(|_| "warn,kube_client::client::tls=error".into()),
+                .unwrap_or_else(|_| "warn,kube_client::client::tls=error,async_openai=off".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -169,7 +236,12 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let registry = Arc::new(Registry::new());
-    let policy = Arc::new(Policy::from(&cli.policy));
+    let mut policy = Policy::from(&cli.policy);
+    if let Command::Ask(a) = &cli.command {
+        // `ask` is read-only unless writes are asked for.
+        policy.read_only = policy.read_only || !a.allow_writes;
+    }
+    let policy = Arc::new(policy);
     let ctx = Ctx {
         clusters: Clusters::new(cli.kubeconfig.clone(), cli.context.clone()),
         policy: policy.clone(),
@@ -359,6 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 Err(e) => print_result(Err(e)),
             }
         }
+        Command::Ask(a) => ask(&registry, &ctx, a).await,
         Command::Check => {
             let client = ctx.clusters.client(None).await?;
             let v = client.apiserver_version().await?;
@@ -402,6 +475,42 @@ fn print_result(
                 aiops_mcp::policy::redact::redact_text(&e.to_string())
             );
             Ok(std::process::ExitCode::from(2))
+        }
+    }
+}
+
+async fn ask(registry: &Registry, ctx: &Ctx, a: AskArgs) -> anyhow::Result<std::process::ExitCode> {
+    use aiops_mcp::agent;
+    let question = a.question.join(" ");
+    let provider =
+        match agent::Provider::from_env(a.model.clone(), a.max_tokens, agent::Retry::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(std::process::ExitCode::from(
+                    agent::AskError::Provider(e).exit_code(),
+                ));
+            }
+        };
+    let opts = agent::AskOptions {
+        max_steps: a.max_steps.max(1),
+        token_budget: a.max_total_tokens,
+        timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+        max_tool_bytes: a.max_tool_bytes.max(1024),
+        allow_writes: !ctx.policy.read_only,
+        yes: a.yes,
+        stream: !a.json,
+    };
+    let mut transcript = agent::new_transcript(&question, &provider, &ctx.policy);
+    let res = agent::ask(registry, ctx, &provider, &question, &opts, &mut transcript).await;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&transcript)?);
+    }
+    match res {
+        Ok(()) => Ok(std::process::ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(std::process::ExitCode::from(e.exit_code()))
         }
     }
 }
