@@ -55,6 +55,10 @@ IDLE_SETTLE_S = 1.0
 # --------------------------------------------------------------------------- servers
 
 
+# The crash-looping Deployments of bench/workload.yaml.
+CRASH_WORKLOADS = ["checkout", "payments", "search"]
+
+
 def server_specs(kubeconfig: str, namespace: str) -> list[dict[str, Any]]:
     """The servers under test. `tool` lists acceptable tool names in order of preference;
     the first one the server offers in tools/list is used."""
@@ -72,6 +76,8 @@ def server_specs(kubeconfig: str, namespace: str) -> list[dict[str, Any]]:
             "tool": ["pods_list"],
             "args": {"namespace": namespace},
             "rss_comm": None,
+            # Measured for ours only: the peers have no diagnosis tool.
+            "extra": [("diagnose", {"namespace": namespace}), ("crashloops_find", {"namespace": namespace})],
         },
         {
             "id": "kubernetes-mcp-server",
@@ -349,6 +355,27 @@ async def measure_session(
             out["rss_peak_kib"] = after["hwm_kib"]
             out["output_head"] = text[:600]
             (logdir / f"{spec['id']}.output.txt").write_text(text)
+            out["extra"] = []
+            for name, arguments in spec.get("extra", []):
+                req = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
+                await s.send_request(req, types.CallToolResult)  # warm-up
+                xs: list[float] = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    res = await s.send_request(req, types.CallToolResult)
+                    xs.append((time.perf_counter() - t0) * 1000.0)
+                xtext, xbytes, _ = text_of(res)
+                (logdir / f"{spec['id']}.{name}.txt").write_text(xtext)
+                out["extra"].append({
+                    "tool": name,
+                    "arguments": arguments,
+                    "ms": med(xs),
+                    "bytes": xbytes,
+                    "is_error": bool(res.is_error),
+                    "workloads_named": sorted(w for w in CRASH_WORKLOADS if w in xtext),
+                    "crash_named": sum(1 for n in crash_names if n in xtext),
+                    "text": xtext,
+                })
     return out
 
 
@@ -453,6 +480,24 @@ def markdown(report: dict[str, Any]) -> str:
                          f"mcp.ClientSession.call_tool raises: {s['schema_error'].splitlines()[0]}")
     if notes:
         lines += [""] + notes
+    for s in report["servers"]:
+        if s["status"] == "ok" and s.get("extra"):
+            lines += [
+                "",
+                f"Diagnosis of the same namespace by {s['label']} (the peers have no such tool; their closest "
+                "answer is the pod listing above):",
+                "",
+                "| tool | ms | output bytes | crash-looping workloads named | crash pods named |",
+                "|---|--:|--:|--:|--:|",
+            ]
+            for x in s["extra"]:
+                lines.append(
+                    f"| `{x['tool']}` | {fmt(x['ms'])} | {fmt(x['bytes'])}{' (error)' if x['is_error'] else ''} | "
+                    f"{len(x['workloads_named'])}/{len(CRASH_WORKLOADS)} | {x['crash_named']}/{len(c['crash_pods'])} |"
+                )
+            diag = next((x for x in s["extra"] if x["tool"] == "diagnose"), None)
+            if diag:
+                lines += ["", "The diagnose text as the model reads it:", "", "```", diag["text"].rstrip(), "```"]
     ok = [s for s in report["servers"] if s["status"] == "ok"]
     base = next((s for s in ok if s["id"] == "aiops-mcp"), None)
     if base and len(ok) > 1:
