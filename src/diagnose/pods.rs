@@ -920,9 +920,14 @@ impl PodCheck<'_, '_> {
         what: &str,
     ) {
         let now = self.now();
+        // A back-off message only says the container is restarted; the last termination's
+        // message says why it could not start.
+        let backoff = msg.is_some_and(|m| m.to_ascii_lowercase().starts_with("back-off"));
         let message = msg
+            .filter(|_| !backoff)
             .map(str::to_string)
             .or_else(|| term.and_then(|t| t.message.clone()))
+            .or_else(|| msg.map(str::to_string))
             .unwrap_or_default();
         let cmd: Vec<String> = spec
             .map(|c| {
