@@ -287,19 +287,24 @@ impl LogFormat {
     /// Matches `line`, filling `spans` with one byte range per field (`(0, 0)` for a field of an
     /// absent optional group). False (spans unspecified) when the line does not match.
     pub fn match_spans(&self, line: &str, spans: &mut Vec<(usize, usize)>) -> bool {
-        spans.clear();
-        spans.resize(self.names.len(), (0, 0));
+        if spans.len() != self.names.len() {
+            spans.clear();
+            spans.resize(self.names.len(), (0, 0));
+        }
         match &self.engine {
+            // one alternative sets every field when it matches
+            Engine::Fast(alts) if alts.len() == 1 => {
+                match_segs(&alts[0], line.as_bytes(), 0, spans)
+            }
             Engine::Fast(alts) => alts.iter().any(|segs| {
+                // a field of an absent optional group stays (0, 0)
                 spans.iter_mut().for_each(|s| *s = (0, 0));
                 match_segs(segs, line.as_bytes(), 0, spans)
             }),
             Engine::Regex { re, groups } => match re.captures(line) {
                 Some(caps) => {
                     for (i, g) in groups.iter().enumerate() {
-                        if let Some(m) = caps.get(*g) {
-                            spans[i] = (m.start(), m.end());
-                        }
+                        spans[i] = caps.get(*g).map_or((0, 0), |m| (m.start(), m.end()));
                     }
                     true
                 }
