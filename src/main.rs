@@ -207,6 +207,10 @@ fn parse_cli() -> Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = parse_cli();
+    if let Command::Logs(LogsCommand::Mine { format }) = &cli.command {
+        // pure text in, text out: no logging set-up, no runtime, no cluster context
+        return logs_mine(format.as_deref());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AIOPS_LOG")
@@ -229,6 +233,18 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `aiops-mcp logs mine`: stdin to stdout (both unbuffered here: the miner reads and writes in
+/// large blocks itself).
+fn logs_mine(format: Option<&str>) -> std::process::ExitCode {
+    match aiops_mcp::logs::mine_csv(format, std::io::stdin().lock(), std::io::stdout().lock()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: logs mine: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -383,13 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             bar.finish_and_clear();
             print_result(res)
         }
-        Command::Logs(LogsCommand::Mine { format }) => {
-            let stdin = std::io::stdin().lock();
-            let stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            aiops_mcp::logs::mine_csv(format.as_deref(), stdin, stdout)
-                .map_err(|e| anyhow::anyhow!("logs mine: {e}"))?;
-            Ok(std::process::ExitCode::SUCCESS)
-        }
+        Command::Logs(LogsCommand::Mine { format }) => Ok(logs_mine(format.as_deref())),
         Command::Status { target } => print_result(
             registry
                 .call(

@@ -287,19 +287,24 @@ impl LogFormat {
     /// Matches `line`, filling `spans` with one byte range per field (`(0, 0)` for a field of an
     /// absent optional group). False (spans unspecified) when the line does not match.
     pub fn match_spans(&self, line: &str, spans: &mut Vec<(usize, usize)>) -> bool {
-        spans.clear();
-        spans.resize(self.names.len(), (0, 0));
+        if spans.len() != self.names.len() {
+            spans.clear();
+            spans.resize(self.names.len(), (0, 0));
+        }
         match &self.engine {
+            // one alternative sets every field when it matches
+            Engine::Fast(alts) if alts.len() == 1 => {
+                match_segs(&alts[0], line.as_bytes(), 0, spans)
+            }
             Engine::Fast(alts) => alts.iter().any(|segs| {
+                // a field of an absent optional group stays (0, 0)
                 spans.iter_mut().for_each(|s| *s = (0, 0));
                 match_segs(segs, line.as_bytes(), 0, spans)
             }),
             Engine::Regex { re, groups } => match re.captures(line) {
                 Some(caps) => {
                     for (i, g) in groups.iter().enumerate() {
-                        if let Some(m) = caps.get(*g) {
-                            spans[i] = (m.start(), m.end());
-                        }
+                        spans[i] = caps.get(*g).map_or((0, 0), |m| (m.start(), m.end()));
                     }
                     true
                 }
@@ -346,9 +351,9 @@ impl LogFormat {
 fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
-    while let Some(off) = hay[from..].iter().position(|&c| c == first) {
+    while let Some(off) = memchr::memchr(first, &hay[from..]) {
         let at = from + off;
-        if hay[at + 1..].starts_with(rest) {
+        if starts_with(&hay[at + 1..], rest) {
             return Some(at);
         }
         from = at + 1;
@@ -356,56 +361,94 @@ fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// `hay.starts_with(needle)` for the short literals of a format, without a `memcmp` call.
+#[inline]
+fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay.iter().zip(needle).all(|(a, b)| a == b)
+}
+
 /// Backtracking matcher: lazy fields, greedy whitespace, anchored at both ends.
-fn match_segs(segs: &[Seg], s: &[u8], pos: usize, spans: &mut [(usize, usize)]) -> bool {
-    let Some((first, rest)) = segs.split_first() else {
-        return pos == s.len();
-    };
-    match first {
-        Seg::Ws => {
-            let mut end = pos;
-            while end < s.len() && s[end] <= b' ' {
-                end += 1;
-            }
-            end > pos && match_segs(rest, s, end, spans)
-        }
-        Seg::Text(t) => {
-            s[pos..].starts_with(t.as_bytes()) && match_segs(rest, s, pos + t.len(), spans)
-        }
-        Seg::Field(i) => {
-            if rest.is_empty() {
-                spans[*i] = (pos, s.len());
-                return true;
-            }
-            let mut end = pos;
-            loop {
-                // jump to the next place where the following segment can start
-                match &rest[0] {
-                    Seg::Ws => end = super::miner::find_space(s, end),
-                    Seg::Text(t) => match find_bytes(&s[end..], t.as_bytes()) {
-                        Some(off) => end += off,
-                        None => return false,
-                    },
-                    Seg::Field(_) => {}
+///
+/// Whitespace, literals and fields followed by whitespace never backtrack (such a field ends at
+/// the first whitespace), so they are matched in a loop; only a field followed by a literal or by
+/// another field tries several ends, recursing for the rest of the format at each.
+fn match_segs(segs: &[Seg], s: &[u8], mut pos: usize, spans: &mut [(usize, usize)]) -> bool {
+    let mut k = 0;
+    loop {
+        let Some(seg) = segs.get(k) else {
+            return pos == s.len();
+        };
+        k += 1;
+        match seg {
+            Seg::Ws => {
+                let start = pos;
+                while pos < s.len() && s[pos] <= b' ' {
+                    pos += 1;
                 }
-                if end > s.len() {
+                if pos == start {
                     return false;
                 }
-                // never split a UTF-8 character
-                if end == s.len() || (s[end] as i8) >= -0x40 {
-                    spans[*i] = (pos, end);
-                    if match_segs(rest, s, end, spans) {
+            }
+            Seg::Text(t) => {
+                if !starts_with(&s[pos..], t.as_bytes()) {
+                    return false;
+                }
+                pos += t.len();
+            }
+            Seg::Field(i) => {
+                let rest = &segs[k..];
+                match rest.first() {
+                    None => {
+                        spans[*i] = (pos, s.len());
                         return true;
                     }
+                    Some(Seg::Ws) => {
+                        // the field holds no whitespace: it ends at the first one (an ASCII
+                        // byte, so never inside a UTF-8 character)
+                        let end = super::miner::find_space(s, pos);
+                        spans[*i] = (pos, end);
+                        pos = end;
+                    }
+                    Some(next) => return match_field(*i, next, rest, s, pos, spans),
                 }
-                // a field followed by whitespace ends at the first whitespace: it holds no
-                // whitespace itself (this keeps a non-matching line linear, not exponential)
-                if end >= s.len() || rest[0] == Seg::Ws {
-                    return false;
-                }
-                end += 1;
             }
         }
+    }
+}
+
+/// A field `i` starting at `pos` followed by `rest` (which starts with `next`, a literal or a
+/// field): the shortest end from which the rest of the format matches.
+fn match_field(
+    i: usize,
+    next: &Seg,
+    rest: &[Seg],
+    s: &[u8],
+    pos: usize,
+    spans: &mut [(usize, usize)],
+) -> bool {
+    let mut end = pos;
+    loop {
+        // jump to the next place where the following segment can start
+        if let Seg::Text(t) = next {
+            match find_bytes(&s[end..], t.as_bytes()) {
+                Some(off) => end += off,
+                None => return false,
+            }
+        }
+        if end > s.len() {
+            return false;
+        }
+        // never split a UTF-8 character
+        if end == s.len() || (s[end] as i8) >= -0x40 {
+            spans[i] = (pos, end);
+            if match_segs(rest, s, end, spans) {
+                return true;
+            }
+        }
+        if end >= s.len() {
+            return false;
+        }
+        end += 1;
     }
 }
 

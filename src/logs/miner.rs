@@ -173,34 +173,76 @@ fn is_word_byte(b: &[u8], i: usize) -> bool {
             && (i == 0 || !b[i - 1].is_ascii_alphanumeric()))
 }
 
-/// Appends the masked tokens of `content`, joined by single spaces, to `out` (one pass over the
-/// bytes; tokens without a digit are copied as they are).
+/// Appends the masked tokens of `content`, joined by single spaces, to `out`.
+///
+/// One pass over the bytes: each token is scanned eight bytes at a time for its end and for a
+/// digit together. Text that needs no change (tokens without a digit, single spaces between
+/// them) is copied in runs, so a line with few variables costs a few copies, not one per token.
 #[inline]
 pub fn build_shape(content: &str, out: &mut String) {
     let b = content.as_bytes();
     let n = b.len();
-    let mut i = 0;
-    let mut first = true;
+    let mut i = skip_space(b, 0);
+    // start of the text not yet copied; everything in `run..i` goes out unchanged
+    let mut run = i;
     while i < n {
-        while i < n && b[i] <= b' ' {
-            i += 1;
-        }
-        if i == n {
-            break;
-        }
         let start = i;
-        i = find_space(b, i);
-        if !first {
-            out.push(' ');
+        let (end, digit) = scan_token(b, i);
+        if digit || (end - start >= 12 && b[start..end].iter().all(u8::is_ascii_hexdigit)) {
+            out.push_str(&content[run..start]);
+            mask_token(&content[start..end], out);
+            run = end;
         }
-        first = false;
-        let tok = &content[start..i];
-        if tok.len() < 12 && !has_digit(tok.as_bytes()) {
-            out.push_str(tok);
-        } else {
-            mask_token(tok, out);
+        i = skip_space(b, end);
+        if i == n || i != end + 1 || b[end] != b' ' {
+            // the end, or whitespace other than one space: copy up to the token's end and
+            // write a single space instead
+            out.push_str(&content[run..end]);
+            if i < n {
+                out.push(' ');
+            }
+            run = i;
         }
     }
+}
+
+/// Index of the first byte above `b' '` in `b[i..]`, or `b.len()`.
+#[inline]
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] <= b' ' {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the token starting at `i` (as [`find_space`]) and whether it holds an ASCII digit.
+#[inline]
+fn scan_token(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut digit = 0u64;
+    while i + 8 <= b.len() {
+        let w = word_at(b, i);
+        // high bit of each byte below 0x21; the lowest flagged byte is always a true one
+        let space = w.wrapping_sub(0x21 * LO) & !w & HI;
+        // high bit of each digit byte (and possibly of bytes above a true one)
+        let t = w ^ (0x30 * LO);
+        let dig = t.wrapping_sub(0x0a * LO) & !t & HI;
+        if space != 0 {
+            // digits below the first space only
+            let below = (space & space.wrapping_neg()) - 1;
+            return (
+                i + (space.trailing_zeros() / 8) as usize,
+                digit | (dig & below) != 0,
+            );
+        }
+        digit |= dig;
+        i += 8;
+    }
+    let mut d = digit != 0;
+    while i < b.len() && b[i] > b' ' {
+        d |= b[i].is_ascii_digit();
+        i += 1;
+    }
+    (i, d)
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
