@@ -404,9 +404,14 @@ impl Finding {
         for s in other.remediation {
             // One step per tool and purpose: the same call for a sibling pod adds nothing.
             let same_purpose = |a: &Step| match (a, &s) {
-                (Step::Tool { tool: t1, why: w1, .. }, Step::Tool { tool: t2, why: w2, .. }) => {
-                    t1 == t2 && w1 == w2
-                }
+                (
+                    Step::Tool {
+                        tool: t1, why: w1, ..
+                    },
+                    Step::Tool {
+                        tool: t2, why: w2, ..
+                    },
+                ) => t1 == t2 && w1 == w2,
                 _ => false,
             };
             if !self.remediation.contains(&s) && !self.remediation.iter().any(same_purpose) {

@@ -53,7 +53,9 @@ impl AiopsServer {
                 let obj = |v: Value| Arc::new(v.as_object().cloned().unwrap_or_default());
                 Tool::new(m.name, m.description, obj(t.input_schema()))
                     .with_title(m.title)
-                    .with_raw_output_schema(obj(t.output_schema()))
+                    .with_raw_output_schema(obj(crate::tools::without_descriptions(
+                        t.output_schema(),
+                    )))
                     .with_annotations(ToolAnnotations::from_raw(
                         Some(m.title.to_string()),
                         Some(m.effect == Effect::Read),

@@ -157,6 +157,26 @@ pub fn schema_for<T: JsonSchema>() -> Value {
     v
 }
 
+/// A schema without its `description` texts (a property *named* description stays). Output
+/// schemas go to clients in this form: the text rendering already explains a result, and the
+/// descriptions would double the size of tools/list.
+pub fn without_descriptions(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                if o.get("description").is_some_and(Value::is_string) {
+                    o.remove("description");
+                }
+                o.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
 fn fix_arrays(v: &mut Value) {
     match v {
         Value::Object(o) => {
@@ -304,4 +324,39 @@ pub fn annotations_json(m: &ToolMeta) -> Value {
         "idempotentHint": m.idempotent || m.effect == Effect::Read,
         "openWorldHint": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_schemas_lose_description_texts_but_keep_a_property_named_description() {
+        let s = serde_json::json!({"type": "object", "description": "a revision",
+            "properties": {"description": {"type": "string", "description": "what Helm wrote"},
+                           "n": {"type": "integer", "description": "number"}}});
+        let c = without_descriptions(s);
+        assert_eq!(
+            c,
+            serde_json::json!({"type": "object", "properties": {"description": {"type": "string"}, "n": {"type": "integer"}}})
+        );
+    }
+
+    #[test]
+    fn tools_list_fits_in_a_model_context() {
+        // Input schemas and descriptions are what a model reads; output schemas go without texts.
+        let r = Registry::new();
+        let total: usize = r
+            .all()
+            .iter()
+            .map(|t| {
+                let m = t.meta();
+                m.description.len()
+                    + t.input_schema().to_string().len()
+                    + without_descriptions(t.output_schema()).to_string().len()
+            })
+            .sum();
+        assert!(total < 68_000, "tools/list grew to {total} bytes");
+        eprintln!("tools/list payload: {total} bytes");
+    }
 }
