@@ -85,7 +85,7 @@ pub async fn connect() -> RunningService<RoleClient, TestClient> {
 }
 
 pub async fn call(
-    client: &RunningService<RoleClient, TestClient>,
+    client: &rmcp::Peer<RoleClient>,
     tool: &str,
     args: Value,
 ) -> CallToolResult {
