@@ -87,7 +87,7 @@ pub fn router(server: AiopsServer, opts: &HttpOptions) -> Router {
     }
     let factory_server = server.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(factory_server.clone()),
+        move || Ok(factory_server.for_new_session()),
         Arc::new(LocalSessionManager::default()),
         config,
     );

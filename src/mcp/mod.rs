@@ -2,15 +2,23 @@
 //! streamable HTTP (see [`http`]).
 
 pub mod http;
+pub mod prompts;
+pub mod resources;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProtocolVersion, ServerCapabilities, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, Role, ServerCapabilities, SubscribeRequestParams, Tool,
+    ToolAnnotations, UnsubscribeRequestParams,
 };
+#[allow(deprecated)] // MCP logging: legacy in rmcp, current in MCP 2025-11-25
+use rmcp::model::{LoggingLevel, SetLevelRequestParams};
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use schemars::JsonSchema;
@@ -18,18 +26,27 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::tools::{Ctx, Effect, Registry, ToolError};
+use resources::{McpLog, Subscriptions};
 
 /// Instructions a model reads at initialize.
-pub const INSTRUCTIONS: &str = "aiops-mcp operates Kubernetes clusters. Start with cluster_overview to see nodes and a health line per namespace, \
-then pods_list (unhealthy pods first) and events_list (warnings first) on the namespaces that are not ok; resources_get shows one object \
-with its events. Writes (resources_apply, resources_delete) take dry_run=true to preview; preview before changing anything. \
-Every tool takes an optional `context` (contexts_list shows them).";
+pub const INSTRUCTIONS: &str = "aiops-mcp operates Kubernetes clusters. Start with diagnose on a namespace (or a workload: namespace + name): \
+it returns one finding per broken workload with evidence, the cause and remediation steps as tool calls, or \"No problems found\". \
+Confirm a cause with rollout_history (what changed), logs_analyze (first error of the crashed container) and events_list (warnings first); \
+cluster_overview shows a health line per namespace when you do not know where to look. Change things with the rollout_* tools \
+(rollout_undo, rollout_restart, workload_scale) and, for Helm releases and the todo stack, helm_rollback / stack_rollback; \
+every write takes dry_run=true: preview before changing anything, then confirm with rollout_status and diagnose. \
+Prompts troubleshoot-workload, deploy-todo-stack and incident-report give step-by-step plans. \
+Resources k8s://-/namespaces/{namespace}/health (the diagnose text; subscribe to hear when it changes) and \
+k8s://-/namespaces/{namespace}/stack/{release}. Every tool takes an optional `context` (contexts_list shows them).";
 
-/// The MCP server: one registry, one policy, shared cluster clients.
+/// The MCP server for one session: one registry, one policy, shared cluster clients; the
+/// session's resource subscriptions and logging level.
 #[derive(Clone)]
 pub struct AiopsServer {
     pub registry: Arc<Registry>,
     pub ctx: Ctx,
+    subscriptions: Arc<Subscriptions>,
+    log: McpLog,
 }
 
 /// The confirmation a destructive call asks the user for.
@@ -42,7 +59,22 @@ rmcp::elicit_safe!(Confirm);
 
 impl AiopsServer {
     pub fn new(registry: Arc<Registry>, ctx: Ctx) -> Self {
-        AiopsServer { registry, ctx }
+        AiopsServer {
+            registry,
+            ctx,
+            subscriptions: Default::default(),
+            log: Default::default(),
+        }
+    }
+
+    /// The same server for another client session: no subscriptions, logging off.
+    pub fn for_new_session(&self) -> Self {
+        AiopsServer::new(self.registry.clone(), self.ctx.clone())
+    }
+
+    /// Subscriptions this session holds.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
     }
 
     fn mcp_tools(&self) -> Vec<Tool> {
@@ -105,6 +137,26 @@ impl AiopsServer {
     }
 }
 
+/// What a write call aimed at, from its arguments (never a manifest or values: they may hold
+/// secrets).
+fn target_of(args: &Value) -> Value {
+    let mut t = serde_json::Map::new();
+    for k in [
+        "context",
+        "namespace",
+        "kind",
+        "name",
+        "release",
+        "to_revision",
+        "replicas",
+    ] {
+        if let Some(v) = args.get(k).filter(|v| !v.is_null()) {
+            t.insert(k.to_string(), v.clone());
+        }
+    }
+    Value::Object(t)
+}
+
 fn error_result(text: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text.to_string())])
 }
@@ -114,9 +166,18 @@ pub fn tool_error_result(e: &ToolError) -> CallToolResult {
     error_result(&crate::policy::redact::redact_text(&e.to_string()))
 }
 
+#[allow(deprecated)] // logging and resources/subscribe: legacy in rmcp, current in MCP 2025-11-25
 impl ServerHandler for AiopsServer {
     fn get_info(&self) -> InitializeResult {
-        let mut info = InitializeResult::new(ServerCapabilities::builder().enable_tools().build());
+        let mut info = InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_logging()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_tools()
+                .build(),
+        );
         // The answer for a client that sends an empty or unknown version (kubectl-ai does).
         info.protocol_version = ProtocolVersion::V_2025_06_18;
         info.server_info = Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
@@ -134,6 +195,140 @@ impl ServerHandler for AiopsServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.mcp_tools()))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let list = prompts::all()
+            .iter()
+            .map(|p| {
+                let args = p
+                    .arguments
+                    .iter()
+                    .map(|a| {
+                        PromptArgument::new(&a.name)
+                            .with_description(&a.description)
+                            .with_required(a.required)
+                    })
+                    .collect();
+                Prompt::new(&p.name, Some(&p.description), Some(args)).with_title(&p.title)
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(list))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let invalid = |e: prompts::PromptError| McpError::invalid_params(e.to_string(), None);
+        let p = prompts::get(&request.name).map_err(invalid)?;
+        let text = p
+            .render(&request.arguments.unwrap_or_default())
+            .map_err(invalid)?;
+        Ok(
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+                .with_description(&p.description)
+                .into(),
+        )
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(resources::HEALTH_TEMPLATE, "namespace-health")
+                .with_title("Namespace health")
+                .with_description(
+                    "What is wrong in a namespace and why: the `diagnose` tool's findings (cause, evidence, remediation as tool calls), or \"No problems found\". \
+                     context `-` is the server's default context. Subscribe to hear when it changes.",
+                )
+                .with_mime_type("text/plain"),
+            ResourceTemplate::new(resources::STACK_TEMPLATE, "todo-stack-status")
+                .with_title("Todo stack status")
+                .with_description(
+                    "Health of a deployed todo stack release (the `stack_status` tool): per component replicas, image, revision and a verdict. \
+                     context `-` is the server's default context. Subscribe to hear when it changes.",
+                )
+                .with_mime_type("text/plain"),
+        ]))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let list = resources::listed_namespaces(&self.registry, &self.ctx)
+            .await
+            .into_iter()
+            .map(|ns| {
+                Resource::new(resources::health_uri(&ns), format!("{ns} health"))
+                    .with_title(format!("Health of namespace {ns}"))
+                    .with_mime_type("text/plain")
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(list))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let uri = resources::parse(&request.uri).map_err(|e| McpError::invalid_params(e, None))?;
+        let text = resources::render(&self.registry, &self.ctx, &uri)
+            .await
+            .map_err(|e| resources::to_mcp_error(&e))?;
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let parsed =
+            resources::parse(&request.uri).map_err(|e| McpError::invalid_params(e, None))?;
+        // The first read checks the policy and is what the client is assumed to have seen.
+        let text = resources::render(&self.registry, &self.ctx, &parsed)
+            .await
+            .map_err(|e| resources::to_mcp_error(&e))?;
+        self.subscriptions
+            .start(resources::Watch {
+                registry: self.registry.clone(),
+                ctx: self.ctx.clone(),
+                uri: request.uri,
+                parsed,
+                peer: context.peer,
+                log: self.log.clone(),
+                baseline: resources::hash_text(&text),
+            })
+            .map_err(|e| McpError::invalid_params(e, None))
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.stop(&request.uri);
+        Ok(())
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.log.set_level(request.level);
+        Ok(())
     }
 
     async fn call_tool(
@@ -169,8 +364,32 @@ impl ServerHandler for AiopsServer {
                 let _ = tx.send(param);
             }));
         }
+        let changes = self
+            .registry
+            .get(&name)
+            .map(|t| t.meta().effect)
+            .filter(|e| {
+                *e != Effect::Read && args.get("dry_run").and_then(Value::as_bool) != Some(true)
+            });
+        let target = target_of(&args);
         let result = match self.registry.call(&ctx, &name, args).await {
             Ok(out) => {
+                if let Some(effect) = changes {
+                    let level = if effect == Effect::Destructive {
+                        LoggingLevel::Warning
+                    } else {
+                        LoggingLevel::Notice
+                    };
+                    let summary = out.text.lines().next().unwrap_or_default().to_string();
+                    self.log
+                        .send(
+                            &context.peer,
+                            level,
+                            "aiops-mcp.changes",
+                            serde_json::json!({"event": "cluster changed", "tool": name, "target": target, "summary": summary}),
+                        )
+                        .await;
+                }
                 let mut r = CallToolResult::success(vec![ContentBlock::text(out.text)]);
                 r.structured_content = Some(out.structured);
                 r

@@ -58,6 +58,32 @@ fn check_python_answer(v: &Value, ns: &str) {
         v["bad_text"].as_str().unwrap().contains("does not exist"),
         "{v}"
     );
+    assert_eq!(
+        v["prompts"],
+        json!([
+            "troubleshoot-workload",
+            "deploy-todo-stack",
+            "incident-report"
+        ])
+    );
+    assert!(
+        v["prompt_text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("namespace `{ns}`")),
+        "{v}"
+    );
+    assert_eq!(
+        v["resource_templates"][0],
+        "k8s://{context}/namespaces/{namespace}/health"
+    );
+    assert!(
+        v["health_text"]
+            .as_str()
+            .unwrap()
+            .contains("No problems found"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

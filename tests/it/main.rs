@@ -9,6 +9,7 @@ mod helm;
 mod kagent;
 mod logs;
 mod mcp;
+mod mcp_extras;
 mod rollout;
 mod sandbox;
 mod stack;

@@ -84,11 +84,7 @@ pub async fn connect() -> RunningService<RoleClient, TestClient> {
     connect_with(Policy::default(), None).await
 }
 
-pub async fn call(
-    client: &RunningService<RoleClient, TestClient>,
-    tool: &str,
-    args: Value,
-) -> CallToolResult {
+pub async fn call(client: &rmcp::Peer<RoleClient>, tool: &str, args: Value) -> CallToolResult {
     let params = CallToolRequestParams::new(tool.to_string())
         .with_arguments(args.as_object().cloned().unwrap_or_default());
     client.call_tool(params).await.expect("tools/call answers")

@@ -27,6 +27,10 @@ async def exercise(read, write, namespace):
         manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: py-check, namespace: {namespace}}}\ndata: {{a: '1'}}\n"
         applied = await session.call_tool("resources_apply", {"manifest": manifest, "dry_run": True})
         bad = await session.call_tool("pods_list", {"namespace": "no-such-namespace-xyz"})
+        prompts = await session.list_prompts()
+        prompt = await session.get_prompt("troubleshoot-workload", {"namespace": namespace})
+        templates = await session.list_resource_templates()
+        health = await session.read_resource(f"k8s://-/namespaces/{namespace}/health")
         return {
             "server": init.server_info.name if init.server_info else None,
             "protocol": init.protocol_version,
@@ -37,6 +41,10 @@ async def exercise(read, write, namespace):
             "apply_error": bool(applied.is_error),
             "bad_text": texts(bad),
             "bad_error": bool(bad.is_error),
+            "prompts": [p.name for p in prompts.prompts],
+            "prompt_text": prompt.messages[0].content.text,
+            "resource_templates": [t.uri_template for t in templates.resource_templates],
+            "health_text": "\n".join(getattr(c, "text", "") for c in health.contents),
         }
 
 
