@@ -986,7 +986,9 @@ pub struct UndoParams {
     /// Revision to go back to (rollout_history lists them); default the one before the current.
     #[serde(default)]
     pub to_revision: Option<i64>,
-    /// Only undo if the object's resourceVersion is still this (as rollout_history reported it).
+    /// Only undo if the object's resourceVersion is still exactly this (as rollout_history
+    /// reported it; any change counts, status updates included). Without it, a change to the
+    /// object between this call's read and write is still detected and reported.
     #[serde(default)]
     pub resource_version: Option<String>,
     /// Validate on the server and show the diff without changing anything.
@@ -1112,9 +1114,11 @@ impl Tool for RolloutUndo {
         let template = serde_json::to_value(&target.template)
             .map_err(|e| ToolError::Internal(e.to_string()))?;
         // A merge patch that turns the current template into the target one (removed keys set
-        // to null), pinned to the resourceVersion we read: the server refuses it with 409 if
-        // anything changed meanwhile.
-        let mut meta = json!({"resourceVersion": rv});
+        // to null), pinned to the resourceVersion we read: the server refuses it with 409 if the
+        // object changed meanwhile. Controllers write status all the time (which also bumps the
+        // resourceVersion), so a conflict is retried when only status moved — same generation,
+        // labels, annotations and template — and reported when anyone changed the object itself.
+        let mut meta = json!({});
         if l.kind == Kind::Deployment {
             let cause = target
                 .change_cause
@@ -1122,26 +1126,49 @@ impl Tool for RolloutUndo {
                 .unwrap_or_else(|| format!("rollout_undo to revision {}", target.revision));
             meta["annotations"] = json!({ CHANGE_CAUSE_ANNOTATION: cause });
         }
-        let patch = json!({
-            "metadata": meta,
-            "spec": {"template": merge_diff(&l.obj["spec"]["template"], &template)},
-        });
+        let template_patch = merge_diff(&l.obj["spec"]["template"], &template);
         let pp = merge_params(p.dry_run);
         let what = format!("roll back {}", l.describe());
-        match l
-            .target
-            .api
-            .patch(&l.name, &pp, &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                return Err(ToolError::Api(format!(
-                    "conflict: {} changed between reading it (resourceVersion {rv}) and the rollback; nothing was changed. Read rollout_history again and retry",
-                    l.describe()
-                )));
+        let identity = |o: &Value| {
+            json!([
+                o["metadata"]["generation"],
+                o["metadata"]["labels"],
+                o["metadata"]["annotations"],
+                o["spec"]
+            ])
+        };
+        let read = identity(&l.obj);
+        let mut pinned = rv.clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            meta["resourceVersion"] = json!(pinned);
+            let patch = json!({"metadata": meta, "spec": {"template": template_patch}});
+            match l
+                .target
+                .api
+                .patch(&l.name, &pp, &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => break,
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let now = get_object(&l.target, &l.name).await?;
+                    let now = serde_json::to_value(now)
+                        .map_err(|e| ToolError::Internal(e.to_string()))?;
+                    if attempt < 6 && identity(&now) == read {
+                        pinned = now["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        continue;
+                    }
+                    return Err(ToolError::Api(format!(
+                        "conflict: {} changed between reading it (resourceVersion {rv}) and the rollback; nothing was changed. Read rollout_history again and retry",
+                        l.describe()
+                    )));
+                }
+                Err(e) => return Err(ToolError::from_kube(e, &what)),
             }
-            Err(e) => return Err(ToolError::from_kube(e, &what)),
         }
         out.outcome = if p.dry_run {
             "would roll back".into()
