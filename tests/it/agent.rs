@@ -641,3 +641,119 @@ async fn ask_asks_at_the_terminal_and_only_y_applies() {
         .starts_with("declined"));
     assert!(cms.get_opt("from-ask").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn ask_diagnoses_a_crash_loop_and_rolls_back_only_when_writes_are_allowed() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let ns = TestNs::new("askundo").await;
+    ns.apply_yaml(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.25"}]
+"#,
+    )
+    .await;
+    crate::common::wait_for(
+        "web rev 1 available",
+        std::time::Duration::from_secs(30),
+        || async {
+            let d = ns.api::<Deployment>().get("web").await.ok()?;
+            (d.status?.available_replicas == Some(1)).then_some(())
+        },
+    )
+    .await;
+    ns.api::<Deployment>()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "crasher:1.0"}]}}}})),
+        )
+        .await
+        .unwrap();
+    crate::common::wait_for(
+        "web crash-looping",
+        std::time::Duration::from_secs(60),
+        || async {
+            let out = Registry::new()
+                .call(
+                    &crate::rollout::ctx(),
+                    "crashloops_find",
+                    json!({"namespace": ns.name}),
+                )
+                .await
+                .ok()?;
+            (out.structured["total"].as_u64()? > 0).then_some(())
+        },
+    )
+    .await;
+    let script = || {
+        vec![
+            Reply::Calls(vec![(
+                "call_d",
+                "diagnose",
+                json!({"namespace": ns.name}).to_string(),
+            )]),
+            Reply::Calls(vec![(
+                "call_u",
+                "rollout_undo",
+                json!({"namespace": ns.name, "name": "web", "to_revision": 1}).to_string(),
+            )]),
+            Reply::Answer("web crashed since revision 2 (crasher:1.0); rolled back to revision 1."),
+        ]
+    };
+    let image = || async {
+        ns.api::<Deployment>()
+            .get("web")
+            .await
+            .unwrap()
+            .spec
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+
+    // Read-only (the default): the diagnosis arrives, the undo is refused by policy.
+    let fake = Fake::start(script()).await;
+    let r = ask(Some(&fake), &["why is web crashing? fix it"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let reqs = fake.requests();
+    let diag = &tool_messages(&reqs[1])[0].1;
+    assert!(
+        diag.contains("CrashLoopBackOff") && diag.contains("rollout_undo"),
+        "{diag}"
+    );
+    let undo = &tool_messages(&reqs[2])[1].1;
+    assert!(undo.contains("--read-only"), "{undo}");
+    assert_eq!(image().await, "crasher:1.0");
+
+    // With writes allowed and approved: the suggested undo runs through the registry.
+    let fake = Fake::start(script()).await;
+    let r = ask(
+        Some(&fake),
+        &[
+            "--allow-writes",
+            "--yes",
+            "--json",
+            "why is web crashing? fix it",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let t = r.transcript();
+    assert_eq!(t["tool_calls"][1]["tool"], "rollout_undo", "{t}");
+    assert_eq!(t["tool_calls"][1]["ok"], true, "{t}");
+    assert_eq!(image().await, "nginx:1.25");
+}

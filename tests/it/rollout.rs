@@ -22,7 +22,7 @@ fn ctx_with(policy: Policy) -> Ctx {
     }
 }
 
-fn ctx() -> Ctx {
+pub(crate) fn ctx() -> Ctx {
     ctx_with(crate::mcp::permissive())
 }
 
