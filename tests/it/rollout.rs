@@ -481,3 +481,75 @@ spec:
     let st = call("rollout_status", wait).await;
     assert_eq!(st.structured["verdict"], "complete", "{}", st.text);
 }
+
+#[tokio::test]
+async fn daemonset_history_status_and_undo_use_controller_revisions() {
+    let ns = TestNs::new("dsundo").await;
+    ns.apply_yaml(
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: "nginx:1.25"}]
+"#,
+    )
+    .await;
+    let w = json!({"name": "agent", "namespace": ns.name, "kind": "ds"});
+    let mut wait = w.clone();
+    wait["wait"] = json!(true);
+    wait["timeout_seconds"] = json!(60);
+    let st = call("rollout_status", wait.clone()).await;
+    assert_eq!(st.structured["verdict"], "complete", "{}", st.text);
+    assert!(
+        st.structured["desired"].as_i64().unwrap() >= 1,
+        "{}",
+        st.text
+    );
+    ns.api::<k8s_openapi::api::apps::v1::DaemonSet>()
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}}}})),
+        )
+        .await
+        .unwrap();
+    let h = wait_for("two revisions", Duration::from_secs(30), || async {
+        let h = call("rollout_history", w.clone()).await;
+        (h.structured["revisions"].as_array().map_or(0, Vec::len) == 2).then_some(h)
+    })
+    .await;
+    assert!(
+        h.text.contains("image agent: nginx:1.25 → busybox:1.36"),
+        "{}",
+        h.text
+    );
+    assert_eq!(h.structured["current_revision"], 2, "{}", h.text);
+    let out = call("rollout_undo", w.clone()).await;
+    assert_eq!(out.structured["to_revision"], 1, "{}", out.text);
+    let d = ns
+        .api::<k8s_openapi::api::apps::v1::DaemonSet>()
+        .get("agent")
+        .await
+        .unwrap();
+    let c = &d.spec.template.spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some("nginx:1.25"));
+    assert!(
+        c.command.is_none(),
+        "the command added in revision 2 is gone"
+    );
+    let st = call("rollout_status", wait).await;
+    assert_eq!(st.structured["verdict"], "complete", "{}", st.text);
+    // DaemonSets have no replica count.
+    let e = call_err(
+        &ctx(),
+        "workload_scale",
+        json!({"name": "agent", "namespace": ns.name, "kind": "ds", "replicas": 3}),
+    )
+    .await;
+    assert!(e.contains("DaemonSet") && e.contains("node"), "{e}");
+}
