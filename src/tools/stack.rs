@@ -562,7 +562,7 @@ async fn next_step(
     }
     let names: Vec<&str> = bad.iter().map(|c| c.component.as_str()).collect();
     format!(
-        "{} not ready; failing pods: {}. Old pods keep serving (maxUnavailable 0). Look closer with pods_list / events_list namespace={namespace}; undo with a deploy of the previous values.",
+        "{} not ready; failing pods: {}. Old pods keep serving (maxUnavailable 0). Find the cause with diagnose {{\"namespace\": \"{namespace}\"}}; go back with stack_rollback {{\"namespace\": \"{namespace}\", \"release\": \"{release}\"}}.",
         names.join(", "),
         if lines.is_empty() { "none found yet".to_string() } else { lines.join("; ") }
     )
