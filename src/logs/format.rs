@@ -48,6 +48,10 @@ pub struct LogFormat {
     names: Vec<String>,
     engine: Engine,
     content: Option<usize>,
+    /// When the format is `<A> <B> … <Content>` (fields separated by whitespace only, no
+    /// optional parts, `Content` last): the number of separators before `Content`. The content
+    /// then starts after that many runs of whitespace, found without matching the other fields.
+    flat: Option<usize>,
 }
 
 /// One parsed line: field name → text. Lines that do not match the format have only `Content`,
@@ -272,10 +276,15 @@ impl LogFormat {
                 Engine::Regex { re, groups }
             }
         };
+        let flat = match (&engine, content) {
+            (Engine::Fast(alts), Some(ci)) if alts.len() == 1 => flat_separators(&alts[0], ci),
+            _ => None,
+        };
         Ok(LogFormat {
             names: owned,
             engine,
             content,
+            flat,
         })
     }
 
@@ -316,6 +325,13 @@ impl LogFormat {
     /// The `Content` field of `line`, or the whole line when it does not match (or the format has
     /// no `Content`).
     pub fn content<'a>(&self, line: &'a str, spans: &mut Vec<(usize, usize)>) -> &'a str {
+        if let Some(n) = self.flat {
+            return match after_ws_runs(line.as_bytes(), n) {
+                // after whitespace (ASCII), so on a character boundary
+                Some(at) => &line[at..],
+                None => line,
+            };
+        }
         match self.content {
             Some(ci) if self.match_spans(line, spans) => {
                 let (s, e) = spans[ci];
@@ -345,6 +361,81 @@ impl LogFormat {
         }
     }
 }
+
+/// For segments `Field Ws Field Ws … Field` whose last field is `content`: the number of `Ws`.
+fn flat_separators(segs: &[Seg], content: usize) -> Option<usize> {
+    if segs.len() % 2 == 0 || segs.last() != Some(&Seg::Field(content)) {
+        return None;
+    }
+    let ok = segs.iter().enumerate().all(|(k, seg)| match seg {
+        Seg::Field(_) => k % 2 == 0,
+        Seg::Ws => k % 2 == 1,
+        Seg::Text(_) => false,
+    });
+    ok.then_some(segs.len() / 2)
+}
+
+/// The position just after the `n`-th maximal run of whitespace (bytes up to `b' '`) of `s`, or
+/// `None` when `s` has fewer runs; `Some(0)` for `n == 0`.
+///
+/// This is where `Content` starts for a format `<F1> <F2> … <Content>` with `n` separators: a
+/// field followed by whitespace ends at the first whitespace byte, and the separator takes the
+/// whole run (a line that starts with whitespace has an empty first field). Eight bytes at a
+/// time: a mask of the whitespace bytes, of the bytes that start a run, and a count of those.
+#[inline]
+fn after_ws_runs(s: &[u8], n: usize) -> Option<usize> {
+    if n == 0 {
+        return Some(0);
+    }
+    let mut need = n;
+    let mut i = 0;
+    // was the byte before `i` whitespace?
+    let mut prev_ws = 0u64;
+    while i + 8 <= s.len() {
+        let w = super::miner::word_at(s, i);
+        // high bit of each byte <= b' ': (x & 0x7f) + 0x5f stays below 0x80 exactly for
+        // x & 0x7f <= 0x20, and bytes >= 0x80 are excluded by `| w`; no carries between bytes
+        let ws = !(((w & !HI) + 0x5F * LO) | w) & HI;
+        let starts = ws & !((ws << 8) | prev_ws);
+        let c = starts.count_ones() as usize;
+        if c >= need {
+            let mut st = starts;
+            for _ in 1..need {
+                st &= st - 1;
+            }
+            let at = i + (st.trailing_zeros() / 8) as usize;
+            return Some(skip_ws(s, at));
+        }
+        need -= c;
+        prev_ws = (ws >> 56) & 0x80;
+        i += 8;
+    }
+    let mut prev = prev_ws != 0;
+    while i < s.len() {
+        let is = s[i] <= b' ';
+        if is && !prev {
+            need -= 1;
+            if need == 0 {
+                return Some(skip_ws(s, i));
+            }
+        }
+        prev = is;
+        i += 1;
+    }
+    None
+}
+
+/// Index of the first byte above `b' '` in `s[i..]`, or `s.len()`.
+#[inline]
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && s[i] <= b' ' {
+        i += 1;
+    }
+    i
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
 
 /// Position of `needle` (non-empty) in `hay`.
 #[inline]
@@ -517,6 +608,39 @@ mod tests {
             ),
             "workerEnv.init() ok"
         );
+    }
+
+    #[test]
+    fn flat_formats_find_the_content_like_the_matcher() {
+        let f = LogFormat::parse("<A> <B> <C> <Content>").unwrap();
+        assert_eq!(f.flat, Some(3));
+        let lines = [
+            "a b c the rest  of it ",
+            "  a b c d",
+            "a\tb  c",
+            "a b c",
+            "a b c ",
+            "a b",
+            "",
+            "   ",
+            "längere zeile mit ümlauten und noch mehr text hier",
+            "x0123456789 y0123456789abcdef z0123456789 \t\t content over  eight bytes",
+            "a b\x01c d",
+        ];
+        let slow = LogFormat {
+            flat: None,
+            ..f.clone()
+        };
+        let mut spans = Vec::new();
+        for line in lines {
+            assert_eq!(
+                f.content(line, &mut spans),
+                slow.content(line, &mut spans),
+                "{line:?}"
+            );
+        }
+        assert_eq!(LogFormat::parse("<A>: <Content>").unwrap().flat, None);
+        assert_eq!(LogFormat::parse("<Content> <A>").unwrap().flat, None);
     }
 
     #[test]
