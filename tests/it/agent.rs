@@ -680,18 +680,18 @@ spec:
         .await
         .unwrap();
     crate::common::wait_for(
-        "web crash-looping",
+        "web diagnosed as crash-looping",
         std::time::Duration::from_secs(60),
         || async {
             let out = Registry::new()
                 .call(
                     &crate::rollout::ctx(),
-                    "crashloops_find",
+                    "diagnose",
                     json!({"namespace": ns.name}),
                 )
                 .await
                 .ok()?;
-            (out.structured["total"].as_u64()? > 0).then_some(())
+            (out.structured["findings"][0]["category"] == "CrashLoopBackOff").then_some(())
         },
     )
     .await;
