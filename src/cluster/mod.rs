@@ -107,8 +107,67 @@ struct Inner {
     default_context: Option<String>,
     clients: tokio::sync::Mutex<std::collections::HashMap<String, Client>>,
     discovery: tokio::sync::Mutex<
-        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<kube::Discovery>)>,
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<ApiCatalog>)>,
     >,
+}
+
+/// What the API server serves, group by group. A group that fails to answer (an aggregated
+/// API whose backend is down, a CRD still being established) is left out and named, instead of
+/// failing every kind lookup as one whole-cluster discovery would.
+pub struct ApiCatalog {
+    parts: Vec<kube::Discovery>,
+    /// API groups that did not answer discovery, with the error.
+    pub unavailable: Vec<String>,
+}
+
+impl ApiCatalog {
+    pub fn groups(&self) -> impl Iterator<Item = &kube::discovery::ApiGroup> {
+        self.parts.iter().flat_map(|d| d.groups())
+    }
+
+    async fn discover(client: Client) -> std::result::Result<Self, kube::Error> {
+        use futures::stream::{self, StreamExt};
+        let mut names: Vec<String> = client
+            .list_api_groups()
+            .await?
+            .groups
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        names.push(kube::discovery::ApiGroup::CORE_GROUP.to_string());
+        let results: Vec<(String, std::result::Result<kube::Discovery, kube::Error>)> =
+            stream::iter(names)
+                .map(|name| {
+                    let client = client.clone();
+                    async move {
+                        let r = kube::Discovery::new(client)
+                            .filter(&[name.as_str()])
+                            .run()
+                            .await;
+                        (name, r)
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        let mut catalog = ApiCatalog {
+            parts: vec![],
+            unavailable: vec![],
+        };
+        for (name, r) in results {
+            match r {
+                Ok(d) => catalog.parts.push(d),
+                // Without the core group nothing works: that is an error, not a gap.
+                Err(e) if name.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(group = %name, error = %e, "API group left out of discovery");
+                    catalog.unavailable.push(format!("{name} ({e})"));
+                }
+            }
+        }
+        catalog.unavailable.sort();
+        Ok(catalog)
+    }
 }
 
 /// A kubeconfig context, without credentials.
@@ -126,6 +185,8 @@ pub struct ContextInfo {
 }
 
 const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// A catalogue with unavailable groups is asked again soon: most such gaps are transient.
+const PARTIAL_DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Clusters {
     pub fn new(kubeconfig: Option<PathBuf>, default_context: Option<String>) -> Self {
@@ -164,11 +225,16 @@ impl Clusters {
     pub async fn discovery(
         &self,
         context: Option<&str>,
-    ) -> std::result::Result<std::sync::Arc<kube::Discovery>, kube::Error> {
+    ) -> std::result::Result<std::sync::Arc<ApiCatalog>, kube::Error> {
         let key = self.key(context);
         let mut cache = self.inner.discovery.lock().await;
         if let Some((at, d)) = cache.get(&key) {
-            if at.elapsed() < DISCOVERY_TTL {
+            let ttl = if d.unavailable.is_empty() {
+                DISCOVERY_TTL
+            } else {
+                PARTIAL_DISCOVERY_TTL
+            };
+            if at.elapsed() < ttl {
                 return Ok(d.clone());
             }
         }
@@ -176,7 +242,7 @@ impl Clusters {
             .client(context)
             .await
             .map_err(|e| kube::Error::Service(Box::new(e)))?;
-        let d = std::sync::Arc::new(kube::Discovery::new(client).run().await?);
+        let d = std::sync::Arc::new(ApiCatalog::discover(client).await?);
         cache.insert(key, (std::time::Instant::now(), d.clone()));
         Ok(d)
     }

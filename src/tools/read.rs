@@ -1026,11 +1026,17 @@ pub(crate) async fn resolve_kind(
             all_names.sort();
             all_names.dedup();
             let close = close_matches(kind, all_names.iter().map(String::as_str));
-            let hint = if close.is_empty() {
+            let mut hint = if close.is_empty() {
                 "resources_list accepts Kind (Deployment), plural (deployments) or short name (deploy)".to_string()
             } else {
                 format!("did you mean {}?", close.join(" or "))
             };
+            if !disc.unavailable.is_empty() {
+                hint.push_str(&format!(
+                    " (API groups that did not answer discovery just now: {})",
+                    disc.unavailable.join(", ")
+                ));
+            }
             let what = match api_version {
                 Some(v) => {
                     format!("kind '{kind}' in apiVersion '{v}' is not served by this cluster")

@@ -493,6 +493,20 @@ async fn wait_rollout(
     }
 }
 
+/// After a change: waits for the rollout and appends its outcome (`scaled, complete`).
+async fn after_write_wait(
+    ctx: &Ctx,
+    l: &mut Loaded,
+    timeout_seconds: u64,
+    outcome: &mut String,
+    status: &mut Option<RolloutState>,
+) -> Result<(), ToolError> {
+    let (state, how) = wait_rollout(ctx, l, timeout_seconds).await?;
+    *outcome = format!("{outcome}, {how}");
+    *status = Some(state);
+    Ok(())
+}
+
 /// Waits for one workload's rollout (used by helm_rollback and stack_rollback).
 pub(crate) async fn wait_workload(
     ctx: &Ctx,
@@ -769,9 +783,14 @@ impl Tool for WorkloadScale {
             status: None,
         };
         if p.wait && !p.dry_run {
-            let (state, outcome) = wait_rollout(ctx, &mut l, p.timeout_seconds).await?;
-            out.outcome = format!("{}, {outcome}", out.outcome);
-            out.status = Some(state);
+            after_write_wait(
+                ctx,
+                &mut l,
+                p.timeout_seconds,
+                &mut out.outcome,
+                &mut out.status,
+            )
+            .await?;
         }
         Ok(out)
     }
@@ -1176,9 +1195,14 @@ impl Tool for RolloutUndo {
             "rolled back".into()
         };
         if p.wait && !p.dry_run {
-            let (state, outcome) = wait_rollout(ctx, &mut l, p.timeout_seconds).await?;
-            out.outcome = format!("rolled back, {outcome}");
-            out.status = Some(state);
+            after_write_wait(
+                ctx,
+                &mut l,
+                p.timeout_seconds,
+                &mut out.outcome,
+                &mut out.status,
+            )
+            .await?;
         }
         Ok(out)
     }
@@ -1321,9 +1345,14 @@ impl Tool for RolloutRestart {
             status: None,
         };
         if p.wait && !p.dry_run {
-            let (state, outcome) = wait_rollout(ctx, &mut l, p.timeout_seconds).await?;
-            out.outcome = format!("{}, {outcome}", out.outcome);
-            out.status = Some(state);
+            after_write_wait(
+                ctx,
+                &mut l,
+                p.timeout_seconds,
+                &mut out.outcome,
+                &mut out.status,
+            )
+            .await?;
         }
         Ok(out)
     }

@@ -8,6 +8,10 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 use serde::de::DeserializeOwned;
 
+/// Held (shared) by tests whose tools do whole-cluster discovery and fail on any gap (real
+/// Helm); taken exclusively by a test that makes an API group unavailable on purpose.
+pub static DISCOVERY_GAP: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A client for the sandbox. Fails loudly when the suite runs without one.
 pub async fn client() -> Client {
     assert!(

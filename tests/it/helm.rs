@@ -18,6 +18,7 @@ fn repo() -> PathBuf {
 
 /// Runs the Helm driver; returns its JSON answer (and whether it exited 0).
 fn helm(args: &[&str]) -> (bool, Value) {
+    let _shared = crate::common::DISCOVERY_GAP.blocking_read();
     let py = repo().join(".venv/bin/python");
     assert!(
         py.exists(),
@@ -44,6 +45,28 @@ pub(crate) async fn helm_async(args: &[&str]) -> (bool, Value) {
     tokio::task::spawn_blocking(move || helm(&args.iter().map(String::as_str).collect::<Vec<_>>()))
         .await
         .unwrap()
+}
+
+/// Helm's own history of a release: (revision, status, description) rows and the raw answer.
+pub(crate) async fn history_rows(
+    release: &str,
+    namespace: &str,
+) -> (Vec<(i64, String, String)>, Value) {
+    let (ok, h) = helm_async(&["history", release, "--namespace", namespace]).await;
+    assert!(ok, "{h}");
+    let rows = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["revision"].as_i64().unwrap(),
+                x["status"].as_str().unwrap().to_string(),
+                x["description"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (rows, h)
 }
 
 /// `install`, `upgrade` or `template` of a chart in this repository with `values`.
@@ -449,20 +472,7 @@ async fn helm_rollback_by_aiops_mcp_is_what_helm_history_shows() {
         out.text
     );
 
-    let (ok, h) = helm_async(&["history", "todo", "--namespace", &ns.name]).await;
-    assert!(ok, "{h}");
-    let rows: Vec<(i64, String, String)> = h["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["revision"].as_i64().unwrap(),
-                x["status"].as_str().unwrap().to_string(),
-                x["description"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let (rows, h) = history_rows("todo", &ns.name).await;
     assert_eq!(
         rows.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
         vec![(1, "superseded"), (2, "superseded"), (3, "deployed")],

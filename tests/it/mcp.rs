@@ -581,3 +581,71 @@ async fn catalog_json_is_up_to_date() {
         "tools/catalog.json is out of date: run `cargo run -- tools --json > tools/catalog.json`"
     );
 }
+
+#[tokio::test]
+async fn an_api_group_that_does_not_answer_discovery_is_left_out_not_fatal() {
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let _exclusive = crate::common::DISCOVERY_GAP.write().await;
+    let client = crate::common::client().await;
+    let ar = ApiResource {
+        group: "apiregistration.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiregistration.k8s.io/v1".into(),
+        kind: "APIService".into(),
+        plural: "apiservices".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let name = "v1alpha1.unreachable.aiops-mcp.dev";
+    let svc: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": name},
+        "spec": {"group": "unreachable.aiops-mcp.dev", "version": "v1alpha1",
+                 "service": {"namespace": "default", "name": "nowhere", "port": 443},
+                 "insecureSkipTLSVerify": true, "groupPriorityMinimum": 100, "versionPriority": 10}
+    }))
+    .unwrap();
+    let _ = api.delete(name, &Default::default()).await;
+    api.create(&PostParams::default(), &svc).await.unwrap();
+    // The group is listed but its version does not answer (its backend Service does not exist).
+    let ctx = Ctx {
+        clusters: aiops_mcp::cluster::Clusters::new(None, None),
+        policy: std::sync::Arc::new(permissive()),
+        progress: None,
+    };
+    let r = aiops_mcp::tools::Registry::new();
+    crate::common::wait_for(
+        "the unavailable group is listed",
+        std::time::Duration::from_secs(20),
+        || async {
+            let groups = client.list_api_groups().await.ok()?;
+            groups
+                .groups
+                .iter()
+                .any(|g| g.name == "unreachable.aiops-mcp.dev")
+                .then_some(())
+        },
+    )
+    .await;
+    let out = r
+        .call(
+            &ctx,
+            "resources_list",
+            json!({"kind": "deployments", "namespace": "default"}),
+        )
+        .await;
+    let missing = r
+        .call(
+            &ctx,
+            "resources_get",
+            json!({"kind": "widget", "name": "x"}),
+        )
+        .await;
+    api.delete(name, &Default::default()).await.unwrap();
+    assert!(out.is_ok(), "other kinds still resolve: {:?}", out.err());
+    let e = missing.unwrap_err().to_string();
+    assert!(
+        e.contains("not served") && e.contains("unreachable.aiops-mcp.dev"),
+        "{e}"
+    );
+}

@@ -375,20 +375,7 @@ async fn stack_rollback_restores_the_release_and_helm_agrees() {
         out.text
     );
 
-    let (ok, h) = crate::helm::helm_async(&["history", "todo", "--namespace", &ns.name]).await;
-    assert!(ok, "{h}");
-    let rows: Vec<(i64, String, String)> = h["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["revision"].as_i64().unwrap(),
-                x["status"].as_str().unwrap().to_string(),
-                x["description"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let (rows, h) = crate::helm::history_rows("todo", &ns.name).await;
     assert_eq!(rows.len(), 3, "{h}");
     assert_eq!(
         (rows[2].0, rows[2].1.as_str(), rows[2].2.as_str()),
