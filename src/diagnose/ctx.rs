@@ -294,7 +294,13 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter(|r| r.revision < current.revision)
             .collect();
-        if current.healthy == Some(true) || older.is_empty() {
+        // "All available" right now does not clear a revision rolled out minutes ago: pods that
+        // pass readiness and crash later (a dependency down at start-up) look healthy between
+        // crashes.
+        let recent = current
+            .created
+            .is_some_and(|c| self.now.duration_since(c).as_secs() < 600);
+        if (current.healthy == Some(true) && !recent) || older.is_empty() {
             return Some(Verdict {
                 current: current.revision,
                 started_with_current: false,
