@@ -140,10 +140,22 @@ impl ApiCatalog {
                 .map(|name| {
                     let client = client.clone();
                     async move {
-                        let r = kube::Discovery::new(client)
-                            .filter(&[name.as_str()])
-                            .run()
-                            .await;
+                        // The client retries 503s with back-off: an aggregated API whose
+                        // backend is down would hold every lookup; give each group a deadline.
+                        let r = match tokio::time::timeout(
+                            GROUP_DISCOVERY_TIMEOUT,
+                            kube::Discovery::new(client).filter(&[name.as_str()]).run(),
+                        )
+                        .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(kube::Error::Discovery(
+                                kube::error::DiscoveryError::MissingApiGroup(format!(
+                                    "{name}: no answer within {} s",
+                                    GROUP_DISCOVERY_TIMEOUT.as_secs()
+                                )),
+                            )),
+                        };
                         (name, r)
                     }
                 })
@@ -185,6 +197,8 @@ pub struct ContextInfo {
 }
 
 const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Longest wait for one API group's discovery.
+const GROUP_DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 /// A catalogue with unavailable groups is asked again soon: most such gaps are transient.
 const PARTIAL_DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
