@@ -691,7 +691,20 @@ spec:
                 )
                 .await
                 .ok()?;
-            (out.structured["findings"][0]["category"] == "CrashLoopBackOff").then_some(())
+            // Two restarts: from then on diagnose sees the loop between crashes too.
+            let pods = ns
+                .api::<k8s_openapi::api::core::v1::Pod>()
+                .list(&Default::default())
+                .await
+                .ok()?;
+            let restarted = pods.items.iter().any(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.restart_count >= 2))
+            });
+            (restarted && out.structured["findings"][0]["category"] == "CrashLoopBackOff")
+                .then_some(())
         },
     )
     .await;
