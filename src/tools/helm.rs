@@ -573,6 +573,33 @@ fn manifest_docs(rel: &Value) -> Result<Vec<Value>, ToolError> {
     parse_documents(text)
 }
 
+/// A manifest object's kind, name and API, checked against the policy (kind and namespace).
+async fn resolve_doc(
+    ctx: &Ctx,
+    common: &Common,
+    client: &Client,
+    doc: &Value,
+    ns: &str,
+) -> Result<(String, String, Api<DynamicObject>), ToolError> {
+    let (_, kind, _, name) = key_of(doc, ns);
+    let (ar, caps) = resolve_kind(ctx, common, &kind, doc["apiVersion"].as_str()).await?;
+    ctx.policy.check_kind(&[&ar.kind, &ar.plural])?;
+    let obj_ns = (caps.scope == kube::discovery::Scope::Namespaced).then(|| {
+        doc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(ns)
+            .to_string()
+    });
+    if let Some(n) = &obj_ns {
+        ctx.policy.check_namespace(n)?;
+    }
+    Ok((
+        kind,
+        name,
+        dyn_api(client.clone(), &ar, &caps, obj_ns.as_deref()),
+    ))
+}
+
 /// The rollback itself, shared by helm_rollback and stack_rollback.
 pub(crate) async fn rollback(
     ctx: &Ctx,
@@ -615,19 +642,7 @@ pub(crate) async fn rollback(
     // Resolve every object first: nothing is written when one kind is unknown or denied.
     let mut planned = vec![];
     for doc in &wanted {
-        let (_, kind, _, name) = key_of(doc, ns);
-        let (ar, caps) = resolve_kind(ctx, common, &kind, doc["apiVersion"].as_str()).await?;
-        ctx.policy.check_kind(&[&ar.kind, &ar.plural])?;
-        let obj_ns = (caps.scope == kube::discovery::Scope::Namespaced).then(|| {
-            doc["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or(ns)
-                .to_string()
-        });
-        if let Some(n) = &obj_ns {
-            ctx.policy.check_namespace(n)?;
-        }
-        let api = dyn_api(client.clone(), &ar, &caps, obj_ns.as_deref());
+        let (kind, name, api) = resolve_doc(ctx, common, &client, doc, ns).await?;
         planned.push((doc.clone(), kind, name, api));
     }
     let wanted_keys: BTreeSet<_> = wanted.iter().map(|d| key_of(d, ns)).collect();
@@ -636,20 +651,7 @@ pub(crate) async fn rollback(
         .iter()
         .filter(|d| !wanted_keys.contains(&key_of(d, ns)))
     {
-        let (_, kind, _, name) = key_of(doc, ns);
-        let (ar, caps) = resolve_kind(ctx, common, &kind, doc["apiVersion"].as_str()).await?;
-        ctx.policy.check_kind(&[&ar.kind, &ar.plural])?;
-        let obj_ns = (caps.scope == kube::discovery::Scope::Namespaced).then(|| {
-            doc["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or(ns)
-                .to_string()
-        });
-        removals.push((
-            kind,
-            name,
-            dyn_api(client.clone(), &ar, &caps, obj_ns.as_deref()),
-        ));
+        removals.push(resolve_doc(ctx, common, &client, doc, ns).await?);
     }
 
     let prefix = if p.dry_run { "would be " } else { "" };
