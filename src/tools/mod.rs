@@ -70,7 +70,7 @@ pub struct Ctx {
 /// Parameters every tool accepts.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct Common {
-    /// Kubeconfig context (cluster) to use; omit for the server's default. `contexts_list` shows the choices.
+    /// Kubeconfig context; omit for the default (`contexts_list` names them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
 }
@@ -113,7 +113,7 @@ impl<T: Tool> DynTool for T {
         T::META
     }
     fn input_schema(&self) -> Value {
-        schema_for::<T::Params>()
+        optional_not_nullable(schema_for::<T::Params>())
     }
     fn output_schema(&self) -> Value {
         schema_for::<T::Output>()
@@ -154,6 +154,87 @@ pub fn schema_for<T: JsonSchema>() -> Value {
             .or_insert(Value::Object(Default::default()));
     }
     fix_arrays(&mut v);
+    compact(&mut v);
+    v
+}
+
+/// Drops what tells a client nothing: generated `title`s (Rust type names), `default: null`, and
+/// the width `format`s of integers (`uint32`, `int64`; a `minimum` stays).
+fn compact(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("title").is_some_and(Value::is_string) {
+                o.remove("title");
+            }
+            if o.get("default").is_some_and(Value::is_null) {
+                o.remove("default");
+            }
+            let integer = |t: &Value| t == "integer";
+            let is_int = match o.get("type") {
+                Some(t @ Value::String(_)) => integer(t),
+                Some(Value::Array(ts)) => ts.iter().any(integer),
+                _ => false,
+            };
+            if is_int && o.get("format").is_some() {
+                o.remove("format");
+            }
+            o.values_mut().for_each(compact);
+        }
+        Value::Array(a) => a.iter_mut().for_each(compact),
+        _ => {}
+    }
+}
+
+/// An input schema whose optional parameters are plain types: leaving a parameter out is how a
+/// caller says "none", so `["string", "null"]` becomes `"string"` for every property not in
+/// `required` (explicit nulls are still accepted). The top-level description (the shared params
+/// struct's doc) is dropped: the tool's own description says what it does.
+fn optional_not_nullable(mut v: Value) -> Value {
+    let Some(o) = v.as_object_mut() else {
+        return v;
+    };
+    o.remove("description");
+    let required: Vec<String> = o
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(props) = o.get_mut("properties").and_then(Value::as_object_mut) else {
+        return v;
+    };
+    for (name, prop) in props.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        let Some(p) = prop.as_object_mut() else {
+            continue;
+        };
+        if let Some(Value::Array(ts)) = p.get_mut("type") {
+            ts.retain(|t| t != "null");
+            if ts.len() == 1 {
+                let t = ts.remove(0);
+                p.insert("type".into(), t);
+            }
+        }
+        if let Some(Value::Array(e)) = p.get_mut("enum") {
+            e.retain(|x| !x.is_null());
+        }
+        if let Some(Value::Array(alts)) = p.get_mut("anyOf") {
+            alts.retain(|a| a.get("type").is_none_or(|t| t != "null"));
+            if alts.len() == 1 {
+                if let Some(Value::Object(only)) = alts.pop() {
+                    p.remove("anyOf");
+                    for (k, x) in only {
+                        p.entry(k).or_insert(x);
+                    }
+                }
+            }
+        }
+    }
     v
 }
 
@@ -343,6 +424,44 @@ mod tests {
     }
 
     #[test]
+    fn optional_parameters_are_plain_types_and_required_ones_keep_their_schema() {
+        let s = serde_json::json!({"type": "object", "description": "Parameters every tool accepts.",
+            "required": ["namespace"],
+            "properties": {
+                "namespace": {"type": "string"},
+                "tail_lines": {"type": ["integer", "null"], "minimum": 0},
+                "mode": {"anyOf": [{"type": "string", "enum": ["a", "b"]}, {"type": "null"}], "description": "how"},
+                "both": {"type": ["string", "integer", "null"]}}});
+        assert_eq!(
+            optional_not_nullable(s),
+            serde_json::json!({"type": "object", "required": ["namespace"],
+                "properties": {
+                    "namespace": {"type": "string"},
+                    "tail_lines": {"type": "integer", "minimum": 0},
+                    "mode": {"type": "string", "enum": ["a", "b"], "description": "how"},
+                    "both": {"type": ["string", "integer"]}}})
+        );
+    }
+
+    #[test]
+    fn generated_titles_null_defaults_and_integer_widths_are_dropped() {
+        let mut s = serde_json::json!({"title": "LogsGetParams", "type": "object", "properties": {
+            "title": {"type": "string", "default": null},
+            "n": {"type": ["integer", "null"], "format": "uint32", "minimum": 0, "default": null},
+            "at": {"type": "string", "format": "date-time"},
+            "all": {"type": "boolean", "default": false}}});
+        compact(&mut s);
+        assert_eq!(
+            s,
+            serde_json::json!({"type": "object", "properties": {
+                "title": {"type": "string"},
+                "n": {"type": ["integer", "null"], "minimum": 0},
+                "at": {"type": "string", "format": "date-time"},
+                "all": {"type": "boolean", "default": false}}})
+        );
+    }
+
+    #[test]
     fn tools_list_fits_in_a_model_context() {
         // Input schemas and descriptions are what a model reads; output schemas go without texts.
         let r = Registry::new();
@@ -356,7 +475,7 @@ mod tests {
                     + without_descriptions(t.output_schema()).to_string().len()
             })
             .sum();
-        assert!(total < 68_000, "tools/list grew to {total} bytes");
+        assert!(total < 60_000, "tools/list grew to {total} bytes");
         eprintln!("tools/list payload: {total} bytes");
     }
 }

@@ -41,11 +41,25 @@ async fn logs_analyze_names_the_exception_first_error_and_causes_across_a_worklo
                     .and_then(|s| s.container_statuses.as_ref())
                     .is_some_and(|cs| cs.iter().any(|c| c.restart_count >= 1))
             });
-            (restarted && list.items.len() == 3).then_some(())
+            if !restarted || list.items.len() != 3 {
+                return None;
+            }
+            // noisy's error lines are drawn at random (3 in 8 per 1.5 s tick): wait for one
+            // instead of assuming a fixed sleep produced it.
+            let noisy = list.items.iter().find_map(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .filter(|n| n.starts_with("noisy-"))
+            })?;
+            let log = pods
+                .logs(noisy, &kube::api::LogParams::default())
+                .await
+                .ok()?;
+            log.contains("is forbidden").then_some(())
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
     let c = connect().await;
     let r = call(
         &c,
