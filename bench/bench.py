@@ -306,6 +306,13 @@ async def measure_session(
             out["tools_list_bytes"] = len(
                 json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools.tools]).encode()
             )
+            # What a client passes on to the model (Anthropic/OpenAI tool definitions carry only
+            # name, description and input schema; outputSchema and annotations stay in the client).
+            out["tools_model_bytes"] = len(
+                json.dumps(
+                    [{"name": t.name, "description": t.description or "", "input_schema": t.input_schema} for t in tools.tools]
+                ).encode()
+            )
             tool = pick_tool(offered, spec["tool"])
             if tool is None:
                 raise RuntimeError(f"none of the tools {spec['tool']} is offered; tools/list: {sorted(offered)}")
@@ -456,7 +463,7 @@ def markdown(report: dict[str, Any]) -> str:
             notes.append(f"- {s['label']} {s['status']}: {s.get('reason', '')}")
             continue
         lines.append(
-            "| {label} | {ver} | `{tool}` | {st} | {lm} | {ob} | {cn}/{ct} | {pn}/{pt} | {ri} | {ra} | {rp} | {sc} | {nt} ({tb}) |".format(
+            "| {label} | {ver} | `{tool}` | {st} | {lm} | {ob} | {cn}/{ct} | {pn}/{pt} | {ri} | {ra} | {rp} | {sc} | {nt} ({tb}; {tm} to the model) |".format(
                 label=s["label"],
                 ver=s["server_info"]["version"],
                 tool=s["tool"],
@@ -472,6 +479,7 @@ def markdown(report: dict[str, Any]) -> str:
                 rp=mib(s["rss_peak_kib"]),
                 nt=s["tools_offered"],
                 tb=fmt(s["tools_list_bytes"]),
+                tm=fmt(s.get("tools_model_bytes")),
                 sc=("valid" if s["schema_ok"] else "INVALID (see below)") if s["has_output_schema"] else "none",
             )
         )
@@ -523,7 +531,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Medians of {report['runs']} runs (list: after 1 warm-up call). Output bytes = text content the model reads; "
-        "tools (defs bytes) = tools offered and the JSON size of their definitions from tools/list. "
+        "tools (defs bytes) = tools offered and the JSON size of their definitions from tools/list; 'to the model' = "
+        "the part clients pass to a model with every prompt (name, description, inputSchema). "
         "RSS = VmRSS of the server process (the node process for mcp-server-kubernetes; its kubectl children are "
         "not counted). Shared 2-core machine: compare ratios within one run, not absolute numbers across runs.",
     ]

@@ -219,6 +219,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    limit_malloc_arenas();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -235,6 +236,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and memory
+/// freed into one is not reused by the others: after a large list is decoded on one runtime
+/// worker and the next on another, each arena keeps its peak. One arena keeps the RSS after
+/// listing 1,000 pods at that of one list (bench/run: 57–58 → 41 MiB, same latency); the
+/// server's work is mostly waiting on the API server, so allocator contention does not show.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator; it is called before any thread
+    // other than main exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -82,35 +82,92 @@ where
         + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    match namespace {
-        Some(ns) => {
-            check_namespace_name(ns)?;
-            let items = Api::<K>::namespaced(client.clone(), ns)
-                .list(lp)
-                .await
-                .map_err(|e| ToolError::from_kube(e, &format!("list {plural} in namespace {ns}")))?
-                .items;
-            if items.is_empty() {
-                ensure_namespace(client, ns).await?;
+    fold_scoped(
+        ctx,
+        client,
+        namespace,
+        lp,
+        plural,
+        PAGE,
+        Vec::new(),
+        |v, o| v.push(o),
+    )
+    .await
+}
+
+/// Objects per list request: the API server's chunking, as `kubectl get` does (500), so that
+/// a large list is never held whole — [`fold_scoped`] folds a page before fetching the next.
+pub const PAGE: u32 = 500;
+
+/// [`list_scoped`] without holding the list: every object (in the namespace, or in every
+/// namespace the policy allows) is folded into `acc`, `page` objects per request (a `limit` in
+/// `lp` means one request of that size). Returns the accumulator and the scope in words.
+#[allow(clippy::too_many_arguments)]
+pub async fn fold_scoped<K, A>(
+    ctx: &Ctx,
+    client: &Client,
+    namespace: Option<&str>,
+    lp: &ListParams,
+    plural: &str,
+    page_size: u32,
+    mut acc: A,
+    mut f: impl FnMut(&mut A, K),
+) -> Result<(A, String), ToolError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    if let Some(ns) = namespace {
+        check_namespace_name(ns)?;
+    }
+    let (api, scope) = match namespace {
+        Some(ns) => (
+            Api::<K>::namespaced(client.clone(), ns),
+            format!("namespace {ns}"),
+        ),
+        None => (Api::<K>::all(client.clone()), "all namespaces".to_string()),
+    };
+    let what = match namespace {
+        Some(ns) => format!("list {plural} in namespace {ns}"),
+        None => format!("list {plural} in all namespaces"),
+    };
+    let mut page = lp.clone();
+    if page.limit.is_none() {
+        page.limit = Some(page_size.max(1));
+    }
+    let mut seen = 0usize;
+    loop {
+        let list = api
+            .list(&page)
+            .await
+            .map_err(|e| ToolError::from_kube(e, &what))?;
+        let next = list.metadata.continue_.clone().filter(|c| !c.is_empty());
+        for o in list.items {
+            if namespace.is_none()
+                && !ctx
+                    .policy
+                    .namespace_allowed(o.meta().namespace.as_deref().unwrap_or_default())
+            {
+                continue;
             }
-            Ok((items, format!("namespace {ns}")))
+            seen += 1;
+            f(&mut acc, o);
         }
-        None => {
-            let items = Api::<K>::all(client.clone())
-                .list(lp)
-                .await
-                .map_err(|e| ToolError::from_kube(e, &format!("list {plural} in all namespaces")))?
-                .items;
-            let items = items
-                .into_iter()
-                .filter(|o| {
-                    ctx.policy
-                        .namespace_allowed(o.meta().namespace.as_deref().unwrap_or_default())
-                })
-                .collect();
-            Ok((items, "all namespaces".to_string()))
+        // A caller's own `limit` means one page.
+        match next {
+            Some(c) if lp.limit.is_none() => page.continue_token = Some(c),
+            _ => break,
         }
     }
+    if seen == 0 {
+        if let Some(ns) = namespace {
+            ensure_namespace(client, ns).await?;
+        }
+    }
+    Ok((acc, scope))
 }
 
 // ------------------------------------------------------------------ pod status, kubectl-style
@@ -385,50 +442,65 @@ impl Tool for PodsList {
         if let Some(f) = &p.field_selector {
             lp = lp.fields(f);
         }
-        let (items, scope) =
-            list_scoped::<Pod>(ctx, &client, p.namespace.as_deref(), &lp, "pods").await?;
+        let now = Timestamp::now();
+        let with_ns = p.namespace.is_none();
+        let limit = p.limit.unwrap_or(50).max(1);
+        // Folded page by page: only rows are kept, never the whole list of pods.
+        #[derive(Default)]
+        struct Acc {
+            total: usize,
+            by_status: BTreeMap<String, usize>,
+            unhealthy: Vec<PodRow>,
+            healthy_count: usize,
+            healthy: Vec<PodRow>,
+        }
+        let (acc, scope) = fold_scoped::<Pod, _>(
+            ctx,
+            &client,
+            p.namespace.as_deref(),
+            &lp,
+            "pods",
+            PAGE,
+            Acc::default(),
+            |a, pod| {
+                let (status, ok) = pod_status(&pod);
+                a.total += 1;
+                *a.by_status.entry(status).or_insert(0) += 1;
+                if !ok {
+                    a.unhealthy.push(pod_row(&pod, now, with_ns));
+                } else {
+                    a.healthy_count += 1;
+                    if p.show_healthy && a.healthy.len() < limit {
+                        a.healthy.push(pod_row(&pod, now, with_ns));
+                    }
+                }
+            },
+        )
+        .await?;
         let scope = match (&p.label_selector, &p.field_selector) {
             (Some(l), _) => format!("{scope}, selector {l}"),
             (_, Some(f)) => format!("{scope}, fields {f}"),
             _ => scope,
         };
-        let now = Timestamp::now();
-        let with_ns = p.namespace.is_none();
-        let limit = p.limit.unwrap_or(50).max(1);
-        let mut by_status = BTreeMap::new();
-        let mut unhealthy = vec![];
-        let mut healthy = vec![];
-        let mut healthy_count = 0;
-        for pod in &items {
-            let (status, ok) = pod_status(pod);
-            *by_status.entry(status).or_insert(0) += 1;
-            if ok {
-                healthy_count += 1;
-                if p.show_healthy {
-                    healthy.push(pod);
-                }
-            } else {
-                unhealthy.push(pod);
-            }
-        }
+        let Acc {
+            total,
+            by_status,
+            mut unhealthy,
+            healthy_count,
+            mut healthy,
+        } = acc;
         // Worst first: most restarts, then oldest.
-        let mut unhealthy: Vec<PodRow> = unhealthy
-            .into_iter()
-            .map(|x| pod_row(x, now, with_ns))
-            .collect();
         unhealthy.sort_by(|a, b| b.restarts.cmp(&a.restarts).then(a.name.cmp(&b.name)));
         let mut not_shown = unhealthy.len().saturating_sub(limit);
         unhealthy.truncate(limit);
         let room = limit.saturating_sub(unhealthy.len());
-        not_shown += healthy.len().saturating_sub(room);
-        let healthy: Vec<PodRow> = healthy
-            .into_iter()
-            .take(room)
-            .map(|x| pod_row(x, now, with_ns))
-            .collect();
+        if p.show_healthy {
+            not_shown += healthy_count.saturating_sub(room);
+        }
+        healthy.truncate(room);
         Ok(PodsListOutput {
             scope,
-            total: items.len(),
+            total,
             by_status,
             unhealthy,
             healthy_count,

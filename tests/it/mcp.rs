@@ -259,6 +259,85 @@ async fn read_tools_answer_on_the_sandbox() {
 }
 
 #[tokio::test]
+async fn lists_longer_than_a_page_are_folded_page_by_page_without_loss() {
+    use aiops_mcp::tools::read::fold_scoped;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let ns = TestNs::new("paging").await;
+    for i in 0..7 {
+        ns.apply_yaml(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page-{i}}}\ndata: {{k: v}}\n"
+        ))
+        .await;
+    }
+    let ctx = Ctx {
+        clusters: Clusters::new(None, None),
+        policy: Arc::new(permissive()),
+        progress: None,
+    };
+    let client = kube::Client::try_default().await.unwrap();
+    let whole: std::collections::BTreeSet<String> = ns
+        .api::<ConfigMap>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert!(whole.len() >= 7, "{whole:?}");
+    let lp = kube::api::ListParams::default();
+    // Pages of 2: every object once, in four requests or more.
+    let (folded, scope) = fold_scoped::<ConfigMap, Vec<String>>(
+        &ctx,
+        &client,
+        Some(&ns.name),
+        &lp,
+        "configmaps",
+        2,
+        vec![],
+        |v, c| v.push(c.metadata.name.unwrap_or_default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scope, format!("namespace {}", ns.name));
+    assert_eq!(folded.len(), whole.len(), "{folded:?}");
+    assert_eq!(
+        folded
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
+        whole
+    );
+    // A caller's own limit is one request of that size.
+    let (one, _) = fold_scoped::<ConfigMap, usize>(
+        &ctx,
+        &client,
+        Some(&ns.name),
+        &lp.clone().limit(3),
+        "configmaps",
+        2,
+        0,
+        |n, _| *n += 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(one, 3);
+    // An empty result in a namespace that does not exist is an error naming it.
+    let e = fold_scoped::<ConfigMap, usize>(
+        &ctx,
+        &client,
+        Some("no-such-namespace-zz"),
+        &lp,
+        "configmaps",
+        2,
+        0,
+        |n, _| *n += 1,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("no-such-namespace-zz"), "{e}");
+}
+
+#[tokio::test]
 async fn bad_input_gets_specific_in_band_errors() {
     let client = connect().await;
     let cases = [
