@@ -664,7 +664,7 @@ spec:
     .await;
     crate::common::wait_for(
         "web rev 1 available",
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         || async {
             let d = ns.api::<Deployment>().get("web").await.ok()?;
             (d.status?.available_replicas == Some(1)).then_some(())

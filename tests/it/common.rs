@@ -46,7 +46,7 @@ impl TestNs {
             Api::namespaced(client.clone(), &name);
         wait_for(
             "default service account with its token",
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             || async {
                 let sa = sas.get_opt("default").await.ok().flatten()?;
                 sa.secrets.filter(|s| !s.is_empty()).map(|_| ())

@@ -74,7 +74,7 @@ async fn install_crds(client: &kube::Client, dir: &Path) {
             }
             wait_for(
                 &format!("CRD {name} established"),
-                Duration::from_secs(30),
+                Duration::from_secs(60),
                 || async {
                     let crd = typed.get(&name).await.ok()?;
                     crd.status?
@@ -93,7 +93,7 @@ async fn api_for(client: &kube::Client, ns: &str, doc: &Value) -> Api<DynamicObj
     let gvk = GroupVersionKind::gvk("kagent.dev", "v1alpha2", doc["kind"].as_str().unwrap());
     let ar = wait_for(
         &format!("discovery of {gvk:?}"),
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || async {
             kube::discovery::pinned_kind(client, &gvk)
                 .await

@@ -94,18 +94,26 @@ async fn logs_analyze_names_the_exception_first_error_and_causes_across_a_worklo
         t.len()
     );
 
-    // logs_get merges the workload's pods in time order.
-    let r = call(&c, "logs_get", json!({"namespace": ns.name, "label_selector": "tier=logs-demo", "timestamps": true, "tail_lines": 20})).await;
-    let lines: Vec<String> = r.structured_content.unwrap()["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect();
-    let stamps: Vec<jiff::Timestamp> = lines
-        .iter()
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .collect();
+    // logs_get merges the workload's pods in time order (polled: right after the first restart
+    // the three pods may hold fewer than 11 lines between them).
+    let (lines, stamps) = wait_for(
+        "11 or more merged log lines",
+        Duration::from_secs(60),
+        || async {
+            let r = call(&c, "logs_get", json!({"namespace": ns.name, "label_selector": "tier=logs-demo", "timestamps": true, "tail_lines": 20})).await;
+            let lines: Vec<String> = r.structured_content?["lines"]
+                .as_array()?
+                .iter()
+                .filter_map(|l| l.as_str().map(String::from))
+                .collect();
+            let stamps: Vec<jiff::Timestamp> = lines
+                .iter()
+                .filter_map(|l| l.split(' ').next()?.parse().ok())
+                .collect();
+            (stamps.len() > 10).then_some((lines, stamps))
+        },
+    )
+    .await;
     assert!(
         stamps.len() > 10 && stamps.windows(2).all(|w| w[0] <= w[1]),
         "not in time order: {lines:?}"
@@ -121,7 +129,7 @@ async fn secrets_in_log_lines_come_out_masked() {
     let ns = TestNs::new("logmask").await;
     ns.apply_yaml("apiVersion: v1\nkind: Pod\nmetadata: {name: leaky}\nspec:\n  containers:\n  - name: c\n    image: 'busybox:1.36'\n    command: [sh, -c, 'echo connecting to postgresql://app:S3cretPw99@db:5432/x; echo OPENAI_API_KEY=sk-live1234567890abcdefXYZ; sleep infinity']\n").await;
     let c = connect().await;
-    let t = wait_for("leaky logs", Duration::from_secs(30), || async {
+    let t = wait_for("leaky logs", Duration::from_secs(60), || async {
         let t = text(
             &call(
                 &c,
@@ -173,7 +181,7 @@ async fn a_pod_with_200k_lines_is_analysed_within_the_caps_with_a_note() {
     let r = call(
         &c,
         "logs_get",
-        json!({"namespace": ns.name, "pod": "chatty", "tail_lines": 100000}),
+        json!({"namespace": ns.name, "pod": "chatty", "tail_lines": 5000}),
     )
     .await;
     let t = text(&r);

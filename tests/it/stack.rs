@@ -97,7 +97,7 @@ async fn stack_deploys_reports_status_is_idempotent_and_tears_down_cleanly() {
         !t.contains("Secret/todo-secrets"),
         "teardown removed the user's Secret: {t}"
     );
-    crate::common::wait_for("stack objects gone", Duration::from_secs(30), || async {
+    crate::common::wait_for("stack objects gone", Duration::from_secs(60), || async {
         let deps = ns
             .api::<k8s_openapi::api::apps::v1::Deployment>()
             .list(&ListParams::default())
