@@ -499,19 +499,35 @@ pub fn template_changes(a: &PodTemplateSpec, b: &PodTemplateSpec) -> Vec<String>
             out.push(format!("restarted at {at}"));
         }
     }
-    let labels = |t: &PodTemplateSpec| {
+    // Other annotations (e.g. a Helm chart's checksum/config) and labels, both ways.
+    let map = |t: &PodTemplateSpec, labels: bool| {
         t.metadata
             .as_ref()
-            .and_then(|m| m.labels.clone())
+            .and_then(|m| {
+                if labels {
+                    m.labels.clone()
+                } else {
+                    m.annotations.clone()
+                }
+            })
             .unwrap_or_default()
     };
-    let (la, lb) = (labels(a), labels(b));
-    for (k, v) in &lb {
-        if la.get(k) != Some(v) && k != POD_TEMPLATE_HASH {
-            out.push(format!(
-                "label {k}: {} → {v}",
-                la.get(k).map_or("unset", |s| s.as_str())
-            ));
+    for (what, labels, skip) in [
+        ("label", true, POD_TEMPLATE_HASH),
+        ("annotation", false, RESTARTED_AT_ANNOTATION),
+    ] {
+        let (ma, mb) = (map(a, labels), map(b, labels));
+        for (k, v) in &mb {
+            if ma.get(k) != Some(v) && k != skip {
+                out.push(format!(
+                    "{what} {k}: {} → {}",
+                    ma.get(k).map_or("unset", |s| s.as_str()),
+                    clip_value(v)
+                ));
+            }
+        }
+        for k in ma.keys().filter(|k| !mb.contains_key(*k) && *k != skip) {
+            out.push(format!("{what} {k} removed"));
         }
     }
     if out.is_empty() && opt_json(&a.spec) != opt_json(&b.spec) {
@@ -520,55 +536,107 @@ pub fn template_changes(a: &PodTemplateSpec, b: &PodTemplateSpec) -> Vec<String>
     out
 }
 
+/// Annotation values can be long (JSON blobs): keep a diff line short.
+fn clip_value(v: &str) -> String {
+    if v.chars().count() <= 80 {
+        v.to_string()
+    } else {
+        format!("{}…", v.chars().take(80).collect::<String>())
+    }
+}
+
 /// A replica count as the user wrote it: `5` (absolute), `+2` / `-1` (relative), `x2` / `x0.5`
 /// (factor), `50%` / `+50%` / `-50%` (percent of the current count; `50%` means half).
-pub fn parse_replicas(spec: &str, current: i32) -> Result<i32, String> {
-    let s = spec.trim();
-    let bad = || {
-        format!(
-            "replicas '{spec}' is not understood; use a count (3), a change (+2, -1), a factor (x2, x0.5) or a percentage (-50%, +100%, 50%)"
-        )
-    };
-    let cur = f64::from(current.max(0));
-    let value: f64 = if let Some(f) = s.strip_prefix(['x', 'X', '*']) {
-        let f: f64 = f.trim().parse().map_err(|_| bad())?;
-        if !f.is_finite() || f < 0.0 {
-            return Err(bad());
-        }
-        (cur * f).round()
-    } else if let Some(p) = s.strip_suffix('%') {
-        let (sign, num) = match p.strip_prefix('+') {
-            Some(n) => (1.0, n),
-            None => match p.strip_prefix('-') {
-                Some(n) => (-1.0, n),
-                None => (0.0, p),
-            },
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplicaForm {
+    Absolute(u32),
+    Plus(u32),
+    Minus(u32),
+    Factor(f64),
+    /// A signed change in percent of the current count (`+50%`, `-50%`).
+    PercentChange(f64),
+    /// A share in percent of the current count (`50%`).
+    PercentOf(f64),
+}
+
+impl ReplicaForm {
+    /// Parses the text alone; whether the result is in range depends on the current count
+    /// ([`ReplicaForm::apply`]).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let s = spec.trim();
+        let bad = || {
+            format!(
+                "replicas '{spec}' is not understood; use a count (3), a change (+2, -1), a factor (x2, x0.5) or a percentage (-50%, +100%, 50%)"
+            )
         };
-        let pct: f64 = num.trim().parse().map_err(|_| bad())?;
-        if !pct.is_finite() || pct < 0.0 {
-            return Err(bad());
-        }
-        if sign == 0.0 {
-            (cur * pct / 100.0).round()
+        // Digits only after the sign: "--2" and "+-2" are typos, not changes.
+        let count = |n: &str| -> Result<u32, String> {
+            let n = n.trim();
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            n.parse::<u32>().map_err(|_| bad())
+        };
+        let share = |n: &str| -> Result<f64, String> {
+            let n = n.trim();
+            if !n.starts_with(|c: char| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            let f: f64 = n.parse().map_err(|_| bad())?;
+            if f.is_finite() && f >= 0.0 {
+                Ok(f)
+            } else {
+                Err(bad())
+            }
+        };
+        if let Some(f) = s.strip_prefix(['x', 'X', '*']) {
+            Ok(Self::Factor(share(f)?))
+        } else if let Some(p) = s.strip_suffix('%') {
+            if let Some(n) = p.strip_prefix('+') {
+                Ok(Self::PercentChange(share(n)?))
+            } else if let Some(n) = p.strip_prefix('-') {
+                Ok(Self::PercentChange(-share(n)?))
+            } else {
+                Ok(Self::PercentOf(share(p)?))
+            }
+        } else if let Some(n) = s.strip_prefix('+') {
+            Ok(Self::Plus(count(n)?))
+        } else if let Some(n) = s.strip_prefix('-') {
+            Ok(Self::Minus(count(n)?))
         } else {
-            (cur + sign * cur * pct / 100.0).round()
+            Ok(Self::Absolute(count(s)?))
         }
-    } else if let Some(n) = s.strip_prefix('+') {
-        cur + f64::from(n.trim().parse::<i32>().map_err(|_| bad())?)
-    } else if let Some(n) = s.strip_prefix('-') {
-        cur - f64::from(n.trim().parse::<i32>().map_err(|_| bad())?)
-    } else {
-        f64::from(s.parse::<i32>().map_err(|_| bad())?)
-    };
-    if value < 0.0 {
-        return Err(format!(
-            "replicas '{spec}' from {current} gives {value}, below 0; the smallest count is 0"
-        ));
     }
-    if value > f64::from(i32::MAX) {
-        return Err(bad());
+
+    /// The count this form gives from `current` replicas.
+    pub fn apply(self, spec: &str, current: i32) -> Result<i32, String> {
+        let cur = f64::from(current.max(0));
+        let value = match self {
+            Self::Absolute(n) => f64::from(n),
+            Self::Plus(n) => cur + f64::from(n),
+            Self::Minus(n) => cur - f64::from(n),
+            Self::Factor(f) => (cur * f).round(),
+            Self::PercentChange(p) => (cur + cur * p / 100.0).round(),
+            Self::PercentOf(p) => (cur * p / 100.0).round(),
+        };
+        if value < 0.0 {
+            return Err(format!(
+                "replicas '{spec}' from {current} gives {value}, below 0; the smallest count is 0"
+            ));
+        }
+        if value > f64::from(i32::MAX) {
+            return Err(format!(
+                "replicas '{spec}' from {current} gives {value}, above the largest count {}",
+                i32::MAX
+            ));
+        }
+        Ok(value as i32)
     }
-    Ok(value as i32)
+}
+
+/// [`ReplicaForm::parse`] then [`ReplicaForm::apply`].
+pub fn parse_replicas(spec: &str, current: i32) -> Result<i32, String> {
+    ReplicaForm::parse(spec)?.apply(spec, current)
 }
 
 /// Where a rollout stands.
@@ -818,6 +886,31 @@ mod tests {
     }
 
     #[test]
+    fn template_diff_sees_annotation_and_removed_label_changes() {
+        // A Helm chart that changed only its config checksum: an undo must not think it is
+        // already there.
+        let a: PodTemplateSpec = serde_json::from_value(json!({"metadata": {
+            "labels": {"app": "api", "track": "canary", POD_TEMPLATE_HASH: "abc"},
+            "annotations": {"checksum/config": "111"}},
+            "spec": {"containers": [{"name": "api", "image": "a:1"}]}}))
+        .unwrap();
+        let b: PodTemplateSpec = serde_json::from_value(json!({"metadata": {
+            "labels": {"app": "api", POD_TEMPLATE_HASH: "def"},
+            "annotations": {"checksum/config": "222", "note": "x".repeat(200)}},
+            "spec": {"containers": [{"name": "api", "image": "a:1"}]}}))
+        .unwrap();
+        let c = template_changes(&a, &b);
+        assert_eq!(
+            c,
+            vec![
+                "label track removed".to_string(),
+                "annotation checksum/config: 111 → 222".to_string(),
+                format!("annotation note: unset → {}…", "x".repeat(80)),
+            ]
+        );
+    }
+
+    #[test]
     fn statefulset_history_comes_from_controller_revisions() {
         let cr = |name: &str, rev: i64, image: &str| -> ControllerRevision {
             serde_json::from_value(json!({
@@ -852,6 +945,26 @@ mod tests {
             .unwrap_err()
             .contains("not understood"));
         assert!(parse_replicas("x-1", 3).is_err());
+    }
+
+    #[test]
+    fn a_relative_decrease_is_checked_against_the_current_count_not_before() {
+        // The syntax alone is valid whatever the count; only applying it can go below 0.
+        assert_eq!(ReplicaForm::parse("-2"), Ok(ReplicaForm::Minus(2)));
+        assert_eq!(parse_replicas("-2", 4), Ok(2));
+        assert_eq!(parse_replicas("-4", 4), Ok(0));
+        let e = parse_replicas("-5", 4).unwrap_err();
+        assert!(e.contains("from 4 gives -1"), "{e}");
+    }
+
+    #[test]
+    fn doubled_or_mixed_signs_are_not_understood() {
+        for bad in [
+            "--2", "+-2", "-+2", "x-1", "x", "+", "-", "%", "-x2", "2.5", "1e3", "+inf%",
+        ] {
+            let e = ReplicaForm::parse(bad).unwrap_err();
+            assert!(e.contains("not understood"), "{bad}: {e}");
+        }
     }
 
     #[test]

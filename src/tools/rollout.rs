@@ -19,8 +19,8 @@ use super::util::{age, ToolError};
 use super::write::{merge_diff, merge_params};
 use super::{Common, Ctx, Effect, Render, Tool, ToolMeta};
 use crate::rollout::{
-    self, controller_history, deployment_history, parse_replicas, template_changes, Revision,
-    RolloutFacts, Verdict, CHANGE_CAUSE_ANNOTATION, RESTARTED_AT_ANNOTATION,
+    self, controller_history, deployment_history, parse_replicas, template_changes, ReplicaForm,
+    Revision, RolloutFacts, Verdict, CHANGE_CAUSE_ANNOTATION, RESTARTED_AT_ANNOTATION,
 };
 
 /// Which workload.
@@ -606,11 +606,30 @@ fn render_state(s: &RolloutState) -> String {
 pub struct WorkloadScale;
 
 /// A replica count: a number, or text such as "3", "+2", "-1", "x2", "-50%".
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum ReplicasArg {
     Count(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for ReplicasArg {
+    /// By hand, so that a wrong value is explained instead of serde's "did not match any
+    /// variant of untagged enum".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Number(n) => n.as_i64().map(Self::Count).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "replicas {n} is not a whole number; use a count such as 3, or text such as \"x1.5\" or \"+50%\" for a relative change"
+                ))
+            }),
+            Value::String(t) => Ok(Self::Text(t)),
+            other => Err(D::Error::custom(format!(
+                "replicas {other} is neither a number nor text; use a count (3), a change (\"+2\", \"-1\"), a factor (\"x2\") or a percentage (\"-50%\")"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -645,16 +664,27 @@ pub struct ScaleOutput {
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<RolloutState>,
+    /// A caveat, e.g. that HorizontalPodAutoscalers could not be checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
-async fn hpa_for(l: &Loaded) -> Option<HorizontalPodAutoscaler> {
+/// The HPA that scales the workload, or why HPAs could not be checked.
+async fn hpa_for(l: &Loaded) -> Result<Option<HorizontalPodAutoscaler>, String> {
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(l.client.clone(), &l.namespace)
         .list(&ListParams::default())
         .await
-        .ok()?;
-    hpas.items.into_iter().find(|h| {
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 403 => {
+                "HorizontalPodAutoscalers could not be checked (forbidden): if one scales this workload it will override the new count".to_string()
+            }
+            e => format!(
+                "HorizontalPodAutoscalers could not be checked ({e}): if one scales this workload it will override the new count"
+            ),
+        })?;
+    Ok(hpas.items.into_iter().find(|h| {
         h.spec.scale_target_ref.kind == l.kind.name() && h.spec.scale_target_ref.name == l.name
-    })
+    }))
 }
 
 impl Tool for WorkloadScale {
@@ -670,7 +700,7 @@ impl Tool for WorkloadScale {
 
     async fn call(&self, ctx: &Ctx, p: ScaleParams) -> Result<ScaleOutput, ToolError> {
         if let ReplicasArg::Text(t) = &p.replicas {
-            parse_replicas(t, 1).map_err(|e| {
+            ReplicaForm::parse(t).map_err(|e| {
                 ToolError::invalid(e, "e.g. \"replicas\": 3 or \"replicas\": \"+1\"")
             })?;
         }
@@ -709,7 +739,11 @@ impl Tool for WorkloadScale {
                 ));
             }
         }
-        if let Some(h) = hpa_for(&l).await {
+        let (hpa, hpa_note) = match hpa_for(&l).await {
+            Ok(h) => (h, None),
+            Err(note) => (None, Some(note)),
+        };
+        if let Some(h) = hpa {
             let spec = h.spec;
             return Err(ToolError::invalid(
                 format!(
@@ -781,6 +815,7 @@ impl Tool for WorkloadScale {
             }
             .into(),
             status: None,
+            note: hpa_note,
         };
         if p.wait && !p.dry_run {
             after_write_wait(
@@ -808,6 +843,9 @@ impl Render for ScaleOutput {
             self.to,
             self.outcome
         );
+        if let Some(n) = &self.note {
+            s.push_str(&format!("note: {n}\n"));
+        }
         if let Some(st) = &self.status {
             s.push_str(&render_state(st));
         }

@@ -398,6 +398,16 @@ async fn aiops_mcp_chart_installs_with_read_access_and_writes_only_in_the_stack_
     assert_eq!(can("get", "pods/log", Some("default")), "yes");
     assert_eq!(can("create", "deployments", Some(&stack_ns.name)), "yes");
     assert_eq!(can("create", "deployments", Some("default")), "no");
+    // The rollout tools work on StatefulSets and DaemonSets too.
+    assert_eq!(
+        can("patch", "statefulsets/scale", Some(&stack_ns.name)),
+        "yes"
+    );
+    assert_eq!(can("patch", "daemonsets", Some(&stack_ns.name)), "yes");
+    assert_eq!(
+        can("list", "controllerrevisions", Some(&stack_ns.name)),
+        "yes"
+    );
     assert_eq!(can("list", "secrets", None), "no");
     let svc = ns
         .api::<k8s_openapi::api::core::v1::Service>()

@@ -116,7 +116,20 @@ async fn scale_takes_absolute_and_relative_counts_and_waits_for_ready() {
     let e = call_err(&ctx(), "workload_scale", a(json!("lots"))).await;
     assert!(e.contains("not understood") && e.contains("+2"), "{e}");
     let e = call_err(&ctx(), "workload_scale", a(json!("-9"))).await;
-    assert!(e.contains("below 0"), "{e}");
+    assert!(e.contains("from 3 gives -6, below 0"), "{e}");
+    assert_eq!(replicas(&ns, "web").await, 3);
+    // A relative decrease larger than 1 is applied to the live count.
+    let out = call("workload_scale", a(json!("-2"))).await;
+    assert_eq!(
+        (
+            out.structured["from"].as_i64(),
+            out.structured["to"].as_i64()
+        ),
+        (Some(3), Some(1)),
+        "{}",
+        out.text
+    );
+    assert_eq!(replicas(&ns, "web").await, 1);
     let e = call_err(
         &ctx(),
         "workload_scale",
@@ -124,7 +137,7 @@ async fn scale_takes_absolute_and_relative_counts_and_waits_for_ready() {
     )
     .await;
     assert!(e.contains("did you mean web"), "{e}");
-    assert_eq!(replicas(&ns, "web").await, 3);
+    assert_eq!(replicas(&ns, "web").await, 1);
 }
 
 #[tokio::test]
