@@ -212,9 +212,15 @@ impl<'a> Ctx<'a> {
                 .next()
                 .unwrap_or_default()
                 .to_string();
+            // Kind or plural on either side: "PersistentVolumeClaim (forbidden)" is blind for
+            // "persistentvolumeclaims", "IngressClass" for "ingressclasses".
             kinds.iter().any(|k| {
                 let k = k.to_ascii_lowercase();
-                head == k || head == format!("{k}s") || head.trim_end_matches('s') == k
+                let plural = |a: &str, b: &str| {
+                    a.strip_prefix(b)
+                        .is_some_and(|rest| rest == "s" || rest == "es")
+                };
+                head == k || plural(&head, &k) || plural(&k, &head)
             })
         })
     }
@@ -306,7 +312,24 @@ impl<'a> Ctx<'a> {
                 started_with_current: false,
                 target: None,
                 changes: vec![],
+                ran_before_failing: None,
             });
+        }
+        // A revision whose rollout completed and that ran well before its pods began to fail
+        // (the oldest warning event) is not a bad release: a dependency or the data changed.
+        if !recent && self.rollout_completed(obj) == Some(true) {
+            if let (Some(created), Some(onset)) = (current.created, self.failing_since(obj)) {
+                let ran = onset.duration_since(created).as_secs();
+                if ran > RAN_BEFORE_FAILING_SECS {
+                    return Some(Verdict {
+                        current: current.revision,
+                        started_with_current: false,
+                        target: None,
+                        changes: vec![],
+                        ran_before_failing: Some(ran),
+                    });
+                }
+            }
         }
         let target = older
             .iter()
@@ -333,7 +356,58 @@ impl<'a> Ctx<'a> {
             started_with_current: true,
             target: target.cloned(),
             changes,
+            ran_before_failing: None,
         })
+    }
+
+    /// When the pods of `obj` began to fail: the first time of their oldest Warning event
+    /// (a repeating event keeps its first time while it repeats).
+    fn failing_since(&self, obj: &ObjectRef) -> Option<Timestamp> {
+        self.pods_by_owner
+            .get(obj)?
+            .iter()
+            .flat_map(|p| self.events_of("Pod", ns_of(&p.metadata), name_of(&p.metadata)))
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| event_first(e))
+            .min()
+    }
+
+    /// Whether the current revision's rollout finished: a Deployment's Progressing condition is
+    /// NewReplicaSetAvailable (it stays so when pods crash later), a StatefulSet's
+    /// currentRevision caught up with updateRevision, a DaemonSet runs the current template on
+    /// every node it should. `None` when the object is not in the snapshot.
+    fn rollout_completed(&self, obj: &ObjectRef) -> Option<bool> {
+        let s = self.snap;
+        let hit = |m: &ObjectMeta| ns_of(m) == obj.namespace && name_of(m) == obj.name;
+        match obj.kind.as_str() {
+            "Deployment" => {
+                let d = s.deployments.iter().find(|d| hit(&d.metadata))?;
+                let conds = d.status.as_ref()?.conditions.as_ref()?;
+                Some(conds.iter().any(|c| {
+                    c.type_.as_deref() == Some("Progressing")
+                        && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+                }))
+            }
+            "StatefulSet" => {
+                let st = s
+                    .stateful_sets
+                    .iter()
+                    .find(|d| hit(&d.metadata))?
+                    .status
+                    .as_ref()?;
+                Some(st.current_revision.is_some() && st.current_revision == st.update_revision)
+            }
+            "DaemonSet" => {
+                let st = s
+                    .daemon_sets
+                    .iter()
+                    .find(|d| hit(&d.metadata))?
+                    .status
+                    .as_ref()?;
+                Some(st.updated_number_scheduled == Some(st.desired_number_scheduled))
+            }
+            _ => None,
+        }
     }
 
     /// Undo (and watch) steps when the failure began with the current revision.
@@ -505,9 +579,25 @@ pub(crate) struct Verdict {
     pub target: Option<RevisionInfo>,
     /// What changed from `target` to the current revision.
     pub changes: Vec<String>,
+    /// Seconds the current revision ran after its rollout before its pods began to fail, when
+    /// that is long enough to clear it (then `started_with_current` is false).
+    pub ran_before_failing: Option<i64>,
 }
 
+/// A failure that began this long after its revision was created did not come with it.
+const RAN_BEFORE_FAILING_SECS: i64 = 900;
+
 impl Verdict {
+    /// Evidence saying why the current revision is not blamed, when the history cleared it.
+    pub fn cleared_line(&self) -> Option<String> {
+        let ran = self.ran_before_failing?;
+        Some(format!(
+            "history: revision {} completed its rollout and ran {} before the first failure; not a bad release, so no rollback is proposed",
+            self.current,
+            human_secs(ran)
+        ))
+    }
+
     /// The image `container` ran in the undo target (`container=image` entries).
     pub fn target_image(&self, container: &str) -> Option<String> {
         self.target.as_ref()?.images.iter().find_map(|i| {
@@ -523,7 +613,12 @@ pub(crate) fn ago(since: Option<Timestamp>, now: Timestamp) -> String {
     let Some(t) = since else {
         return "?".into();
     };
-    let s = now.duration_since(t).as_secs().max(0);
+    human_secs(now.duration_since(t).as_secs())
+}
+
+/// A duration as kubectl shows ages: `45s`, `12m`, `5h`, `3d`.
+pub(crate) fn human_secs(s: i64) -> String {
+    let s = s.max(0);
     match s {
         0..=119 => format!("{s}s"),
         120..=7199 => format!("{}m", s / 60),

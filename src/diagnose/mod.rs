@@ -17,6 +17,8 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -522,6 +524,56 @@ pub fn diagnose(snap: &Snapshot) -> Report {
         pods_checked: snap.pods.len(),
         blind_spots: snap.blind_spots.clone(),
     }
+}
+
+/// Keeps the findings that concern one object (`kind` is canonical: Deployment, Pod, Service,
+/// …): its own; for a pod, its workload's; those of the Services and Ingresses that route to
+/// it (a wrong targetPort is why the backend is down); for a Service, the workloads behind it;
+/// and Nodes that run its pods. Matching a pod goes through its owner, not the few pod names a
+/// finding lists.
+pub fn retain_concerning(snap: &Snapshot, report: &mut Report, kind: &str, ns: &str, name: &str) {
+    let ctx = Ctx::new(snap);
+    let me = ObjectRef::new(kind, ns, name);
+    let mut related: BTreeSet<ObjectRef> = BTreeSet::from([me.clone()]);
+    let mut pods: Vec<&Pod> = vec![];
+    let routed_from = if kind == "Pod" {
+        let pod = snap
+            .pods
+            .iter()
+            .find(|p| ctx::ns_of(&p.metadata) == ns && ctx::name_of(&p.metadata) == name);
+        if let Some(p) = pod {
+            pods.push(p);
+            related.insert(ctx.owner_of(p));
+        }
+        pod.map(|p| ctx.owner_of(p)).unwrap_or(me.clone())
+    } else {
+        pods.extend(ctx.pods_by_owner.get(&me).into_iter().flatten());
+        me.clone()
+    };
+    for e in ctx.exposure(&routed_from) {
+        if let Some((k, n)) = e.split_once('/') {
+            related.insert(ObjectRef::new(k, ns, n));
+        }
+    }
+    let nodes: BTreeSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+        .collect();
+    let service = format!("Service/{name}");
+    report.findings.retain(|f| {
+        related.contains(&f.object)
+            || (kind == "Pod" && f.pods.iter().any(|p| p == name))
+            || (kind == "Service" && f.exposed_by.contains(&service))
+            || (f.object.kind == "Node" && nodes.contains(f.object.name.as_str()))
+    });
+}
+
+/// Drops Node findings for nodes that run none of the snapshot's pods: diagnosing one namespace
+/// should not turn critical because of a node its workloads do not use.
+pub fn retain_nodes_in_use(report: &mut Report) {
+    report
+        .findings
+        .retain(|f| f.object.kind != "Node" || f.pod_count > 0);
 }
 
 /// Every crash-looping container (regular or init), with exit, back-off, log tail and whether the

@@ -448,6 +448,9 @@ impl PodCheck<'_, '_> {
             .and_then(|g| g.first)
             .or(term.and_then(|t| t.started_at.as_ref().map(|s| s.0)));
         f = f.since(since);
+        if let Some(l) = self.verdict.and_then(|vd| vd.cleared_line()) {
+            f = f.evidence(l);
+        }
         if self.started_with_revision() {
             f = f.steps(self.undo());
         }

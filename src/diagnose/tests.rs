@@ -56,6 +56,8 @@ fn crash_loop_after_new_revision_suggests_undo_to_last_healthy_revision() {
     s.deployments[0] = deployment("backend", 3)
         .ready(0)
         .condition("Available", "False", "MinimumReplicasUnavailable")
+        // revision 4 never became available
+        .condition("Progressing", "True", "ReplicaSetUpdated")
         .build();
     s.histories.push(history(
         "Deployment",
@@ -120,6 +122,65 @@ fn crash_loop_after_new_revision_suggests_undo_to_last_healthy_revision() {
     assert!(f.evidence.iter().any(|e| e.contains("KeyError")));
     // the stalled rollout is folded into the crash finding
     assert!(r.findings.iter().all(|f| f.row != 13), "{}", r.render());
+}
+
+#[test]
+fn a_revision_that_ran_for_hours_before_crashing_is_not_rolled_back() {
+    // Revision 4 rolled out 20 h ago and completed; the pods began failing 10 min ago (a
+    // database went away): going back a revision would not help.
+    let mut s = snap();
+    workload(&mut s, "backend", 2, |p| {
+        p.container("app").crash_looping(3).restarts(6)
+    });
+    s.deployments[0] = deployment("backend", 2)
+        .ready(0)
+        .condition("Available", "False", "MinimumReplicasUnavailable")
+        .build();
+    s.histories.push(history(
+        "Deployment",
+        "backend",
+        vec![
+            rev(3, None, false, "backend:1.0.0", &[]),
+            rev(
+                4,
+                Some(false),
+                true,
+                "backend:1.0.1",
+                &["image app: backend:1.0.0 → backend:1.0.1"],
+            ),
+        ],
+    ));
+    s.events.push(
+        event(
+            "Pod",
+            "backend-abc-0",
+            "BackOff",
+            "Back-off restarting failed container app",
+        )
+        .count(9)
+        .build(),
+    );
+    let r = diagnose(&s);
+    let f = find(&r, 1);
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(has_tool(f, "rollout_undo").is_none(), "{}", r.render());
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("revision 4 completed its rollout and ran 19h")),
+        "{:?}",
+        f.evidence
+    );
+
+    // The same history with the failures starting right after the rollout blames revision 4.
+    let mut s2 = s.clone();
+    s2.histories[0].revisions[1].created = Some(ago(700));
+    let r2 = diagnose(&s2);
+    assert!(
+        has_tool(find(&r2, 1), "rollout_undo").is_some(),
+        "{}",
+        r2.render()
+    );
 }
 
 #[test]
@@ -840,7 +901,8 @@ fn deployment_scaled_to_zero_that_no_service_selects_is_not_reported() {
 #[test]
 fn a_blind_spot_is_reported_not_an_error_and_stops_missing_claims() {
     let mut s = snap();
-    s.blind_spots.push("secrets: forbidden".into());
+    // The form the snapshot writes (tools/diagnose.rs `tolerant`).
+    s.blind_spots.push("Secret (forbidden)".into());
     workload(&mut s, "api", 1, |p| {
         p.waiting(
             "CreateContainerConfigError",
@@ -848,7 +910,7 @@ fn a_blind_spot_is_reported_not_an_error_and_stops_missing_claims() {
         )
     });
     let r = diagnose(&s);
-    assert_eq!(r.blind_spots, vec!["secrets: forbidden"]);
+    assert_eq!(r.blind_spots, vec!["Secret (forbidden)"]);
     assert!(
         find(&r, 4).cause.contains("could not be checked"),
         "{}",
@@ -856,7 +918,37 @@ fn a_blind_spot_is_reported_not_an_error_and_stops_missing_claims() {
     );
     assert!(r
         .render()
-        .contains("Not visible (could not read): secrets: forbidden"));
+        .contains("Not visible (could not read): Secret (forbidden)"));
+}
+
+#[test]
+fn a_pvc_that_could_not_be_listed_is_not_claimed_missing() {
+    let with_blind = |blind: Option<&str>| {
+        let mut s = snap();
+        if let Some(b) = blind {
+            s.blind_spots.push(b.into());
+        }
+        workload(&mut s, "db", 1, |p| {
+            p.creating(900)
+                .volume(json!({"name": "data", "persistentVolumeClaim": {"claimName": "db-data"}}))
+        });
+        diagnose(&s).render()
+    };
+    let seen = with_blind(None);
+    assert!(
+        seen.contains("PersistentVolumeClaim db-data"),
+        "a PVC absent from a full list is missing:\n{seen}"
+    );
+    for blind in [
+        "PersistentVolumeClaim (forbidden)",
+        "PersistentVolumeClaim (not served)",
+    ] {
+        let r = with_blind(Some(blind));
+        assert!(
+            !r.contains("PersistentVolumeClaim db-data (volume"),
+            "{blind}: claimed missing although it could not be read:\n{r}"
+        );
+    }
 }
 
 #[test]
@@ -1004,4 +1096,54 @@ fn crashloops_is_linear_on_ten_thousand_pods() {
     let d = diagnose(&s);
     assert_eq!(d.findings.len(), 10);
     assert!(t0.elapsed().as_secs() < 20, "{:?}", t0.elapsed());
+}
+
+// ------------------------------------------------------------------------------ scopes
+
+#[test]
+fn a_pod_scope_finds_its_workload_even_past_the_listed_pod_names() {
+    let mut s = snap();
+    workload(&mut s, "backend", 8, |p| p.crash_looping(1).restarts(4));
+    let mut r = diagnose(&s);
+    let f = find(&r, 1);
+    assert!(
+        !f.pods.iter().any(|p| p == "backend-abc-7"),
+        "the fixture needs a pod beyond the listed names: {:?}",
+        f.pods
+    );
+    retain_concerning(&s, &mut r, "Pod", NS, "backend-abc-7");
+    assert_eq!(r.findings.len(), 1, "{}", r.render());
+    assert_eq!(
+        r.findings[0].object,
+        ObjectRef::new("Deployment", NS, "backend")
+    );
+}
+
+#[test]
+fn a_workload_scope_keeps_the_service_that_routes_to_it_wrongly() {
+    let mut s = snap();
+    workload(&mut s, "backend", 1, |p| p.port(8000, "http"));
+    workload(&mut s, "other", 1, |p| p.crash_looping(1).restarts(4));
+    s.services
+        .push(service("backend", &[("app", "backend")], json!(8080)));
+    let mut r = diagnose(&s);
+    assert!(r.findings.len() >= 2, "{}", r.render());
+    retain_concerning(&s, &mut r, "Deployment", NS, "backend");
+    let rows: Vec<u8> = r.findings.iter().map(|f| f.row).collect();
+    assert_eq!(rows, vec![17], "{}", r.render());
+}
+
+#[test]
+fn a_namespace_scope_ignores_a_broken_node_its_pods_do_not_use() {
+    let mut s = snap();
+    workload(&mut s, "web", 1, |p| p.node("node-1"));
+    s.nodes.push(from_json(json!({"metadata": {"name": "node-9"}, "status": {"conditions": [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}]}})));
+    let mut r = diagnose(&s);
+    assert!(
+        r.findings.iter().any(|f| f.row == 22),
+        "cluster scope sees it"
+    );
+    retain_nodes_in_use(&mut r);
+    assert!(r.findings.is_empty(), "{}", r.render());
 }

@@ -94,6 +94,7 @@ fn history_steps(ctx: &Ctx, obj: &ObjectRef) -> (Vec<String>, Vec<Step>) {
         }
         steps = ctx.undo_steps(obj, &v);
     }
+    ev.extend(v.cleared_line());
     steps.push(Step::tool(
         "rollout_history",
         json!({"namespace": obj.namespace, "name": obj.name, "kind": obj.kind}),

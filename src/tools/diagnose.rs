@@ -37,24 +37,62 @@ const CURRENT_LOG_LINES: i64 = 60;
 /// Most container logs read by one diagnosis.
 const MAX_LOG_READS: usize = 24;
 
-/// Lists a kind; a forbidden or unserved kind becomes a blind spot instead of an error.
-async fn tolerant<K>(api: Api<K>, what: &str, blind: &mut Vec<String>) -> Result<Vec<K>, ToolError>
+/// Lists a kind; a forbidden or unserved kind becomes a blind spot instead of an error, and so
+/// does a kind the policy denies (--deny-kinds). Objects of namespaces outside the policy's
+/// allow-list are dropped (a cluster-wide list returns every namespace).
+async fn tolerant<K>(ctx: &Ctx, api: Api<K>, blind: &mut Vec<String>) -> Result<Vec<K>, ToolError>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    match api.list(&ListParams::default()).await {
-        Ok(l) => Ok(l.items),
+    tolerant_with(ctx, api, &ListParams::default(), blind).await
+}
+
+/// [`tolerant`] with list parameters (a field selector).
+async fn tolerant_with<K>(
+    ctx: &Ctx,
+    api: Api<K>,
+    lp: &ListParams,
+    blind: &mut Vec<String>,
+) -> Result<Vec<K>, ToolError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let dt = K::DynamicType::default();
+    let (kind, plural) = (K::kind(&dt), K::plural(&dt));
+    if ctx.policy.kind_denied(&[&kind, &plural]) {
+        blind.push(format!("{kind} (denied by policy)"));
+        return Ok(vec![]);
+    }
+    match api.list(lp).await {
+        Ok(l) => Ok(in_allowed_namespaces(ctx, l.items)),
         Err(kube::Error::Api(s)) if s.code == 403 => {
-            blind.push(format!("{what} (forbidden)"));
+            blind.push(format!("{kind} (forbidden)"));
             Ok(vec![])
         }
         Err(kube::Error::Api(s)) if s.code == 404 => {
-            blind.push(format!("{what} (not served)"));
+            blind.push(format!("{kind} (not served)"));
             Ok(vec![])
         }
-        Err(e) => Err(ToolError::from_kube(e, &format!("list {what}"))),
+        Err(e) => Err(ToolError::from_kube(e, &format!("list {kind}"))),
     }
+}
+
+/// The objects in namespaces the policy allows; cluster-scoped objects are kept.
+fn in_allowed_namespaces<K: kube::Resource>(ctx: &Ctx, items: Vec<K>) -> Vec<K> {
+    if ctx.policy.namespace_filter().is_none() {
+        return items;
+    }
+    items
+        .into_iter()
+        .filter(|o| {
+            o.meta()
+                .namespace
+                .as_deref()
+                .is_none_or(|n| ctx.policy.namespace_allowed(n))
+        })
+        .collect()
 }
 
 /// A namespaced kind's API in one namespace or all.
@@ -71,18 +109,22 @@ where
 
 /// Lists a kind from the first served version of `versions` and reads the items as the typed
 /// (newest) version: older versions of CronJob and HPA have the same shape for what we read.
+/// Group, kind and plural are the typed kind's.
 async fn tolerant_versions<K>(
+    ctx: &Ctx,
     client: &Client,
     ns: Option<&str>,
-    group: &str,
     versions: &[&str],
-    kind: &str,
-    plural: &str,
     blind: &mut Vec<String>,
 ) -> Vec<K>
 where
     K: DeserializeOwned + k8s_openapi::Resource,
 {
+    let (group, kind, plural) = (K::GROUP, K::KIND, K::URL_PATH_SEGMENT);
+    if ctx.policy.kind_denied(&[kind, plural]) {
+        blind.push(format!("{kind} (denied by policy)"));
+        return vec![];
+    }
     for v in versions {
         let ar = ApiResource {
             group: group.into(),
@@ -97,8 +139,7 @@ where
         };
         match api.list(&ListParams::default()).await {
             Ok(l) => {
-                return l
-                    .items
+                return in_allowed_namespaces(ctx, l.items)
                     .into_iter()
                     .filter_map(|o| {
                         let mut v = serde_json::to_value(o).ok()?;
@@ -237,6 +278,52 @@ pub struct Scope {
     pub kind: Option<String>,
 }
 
+/// Rollout history of every Deployment (from its ReplicaSets), StatefulSet and DaemonSet (from
+/// ControllerRevisions).
+fn histories_of(
+    deployments: &[Deployment],
+    replica_sets: &[ReplicaSet],
+    stateful_sets: &[StatefulSet],
+    daemon_sets: &[DaemonSet],
+    revisions: &[ControllerRevision],
+) -> Vec<WorkloadHistory> {
+    let mut histories = vec![];
+    for d in deployments {
+        histories.push(WorkloadHistory {
+            kind: "Deployment".into(),
+            namespace: d.metadata.namespace.clone().unwrap_or_default(),
+            name: d.metadata.name.clone().unwrap_or_default(),
+            revisions: deployment_history(d, replica_sets)
+                .iter()
+                .map(revision_info)
+                .collect(),
+        });
+    }
+    for (kind, meta, current) in stateful_sets
+        .iter()
+        .map(|s| {
+            (
+                "StatefulSet",
+                &s.metadata,
+                s.status.as_ref().and_then(|st| st.update_revision.clone()),
+            )
+        })
+        .chain(daemon_sets.iter().map(|d| ("DaemonSet", &d.metadata, None)))
+    {
+        let uid = meta.uid.clone().unwrap_or_default();
+        histories.push(WorkloadHistory {
+            kind: kind.into(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            revisions: controller_history(&uid, current.as_deref(), revisions)
+                .iter()
+                .map(revision_info)
+                .collect(),
+        });
+    }
+    histories
+}
+
 /// Gathers everything the analyzers need for a namespace (or the cluster).
 pub(crate) async fn snapshot(
     ctx: &Ctx,
@@ -260,72 +347,60 @@ pub(crate) async fn snapshot(
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut b13, mut b14, mut b15, mut b16, mut b17, mut b18) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (mut b19, mut b20, mut b21) = (vec![], vec![], vec![]);
-    let deny_secrets = ctx.policy.kind_denied(&["Secret", "secrets"]);
-    let deny_cms = ctx.policy.kind_denied(&["ConfigMap", "configmaps"]);
-    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, revisions) = tokio::join!(
-        tolerant::<Pod>(nsapi(c, ns), "Pod", &mut b1),
-        tolerant::<Deployment>(nsapi(c, ns), "Deployment", &mut b2),
-        tolerant::<ReplicaSet>(nsapi(c, ns), "ReplicaSet", &mut b3),
-        tolerant::<StatefulSet>(nsapi(c, ns), "StatefulSet", &mut b4),
-        tolerant::<DaemonSet>(nsapi(c, ns), "DaemonSet", &mut b5),
-        tolerant::<Job>(nsapi(c, ns), "Job", &mut b6),
-        tolerant::<ControllerRevision>(nsapi(c, ns), "ControllerRevision", &mut b7),
-    );
-    let (services, endpoints, ingresses, ingress_classes, pvcs, storage_classes, nodes) = tokio::join!(
-        tolerant::<Service>(nsapi(c, ns), "Service", &mut b8),
-        tolerant::<Endpoints>(nsapi(c, ns), "Endpoints", &mut b9),
-        tolerant::<Ingress>(nsapi(c, ns), "Ingress", &mut b10),
-        tolerant::<IngressClass>(Api::all(c.clone()), "IngressClass", &mut b11),
-        tolerant::<PersistentVolumeClaim>(nsapi(c, ns), "PersistentVolumeClaim", &mut b12),
-        tolerant::<StorageClass>(Api::all(c.clone()), "StorageClass", &mut b13),
-        tolerant::<Node>(Api::all(c.clone()), "Node", &mut b14),
-    );
-    let (quotas, policies, events, sas, cms, secrets, cron_jobs, hpas) = tokio::join!(
-        tolerant::<ResourceQuota>(nsapi(c, ns), "ResourceQuota", &mut b15),
-        tolerant::<NetworkPolicy>(nsapi(c, ns), "NetworkPolicy", &mut b16),
-        tolerant::<Event>(nsapi(c, ns), "Event", &mut b17),
-        tolerant::<ServiceAccount>(nsapi(c, ns), "ServiceAccount", &mut b18),
+    let (mut b19, mut b20, mut b21, mut b22) = (vec![], vec![], vec![], vec![]);
+    // Every list at once (three groups only to keep each join's tuple small).
+    let (
+        (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, revisions),
+        (services, endpoints, ingresses, ingress_classes, pvcs, storage_classes, nodes),
+        (quotas, policies, events, sas, cms, secrets, cron_jobs, hpas),
+    ) = tokio::join!(
         async {
-            if deny_cms {
-                b19.push("ConfigMap (denied by policy)".into());
-                return Ok(vec![]);
-            }
-            tolerant::<ConfigMap>(nsapi(c, ns), "ConfigMap", &mut b19).await
+            tokio::join!(
+                tolerant::<Pod>(ctx, nsapi(c, ns), &mut b1),
+                tolerant::<Deployment>(ctx, nsapi(c, ns), &mut b2),
+                tolerant::<ReplicaSet>(ctx, nsapi(c, ns), &mut b3),
+                tolerant::<StatefulSet>(ctx, nsapi(c, ns), &mut b4),
+                tolerant::<DaemonSet>(ctx, nsapi(c, ns), &mut b5),
+                tolerant::<Job>(ctx, nsapi(c, ns), &mut b6),
+                tolerant::<ControllerRevision>(ctx, nsapi(c, ns), &mut b7),
+            )
         },
         async {
-            if deny_secrets {
-                b20.push("Secret (denied by policy)".into());
-                return Ok(vec![]);
-            }
-            tolerant::<Secret>(nsapi(c, ns), "Secret", &mut b20).await
+            tokio::join!(
+                tolerant::<Service>(ctx, nsapi(c, ns), &mut b8),
+                tolerant::<Endpoints>(ctx, nsapi(c, ns), &mut b9),
+                tolerant::<Ingress>(ctx, nsapi(c, ns), &mut b10),
+                tolerant::<IngressClass>(ctx, Api::all(c.clone()), &mut b11),
+                tolerant::<PersistentVolumeClaim>(ctx, nsapi(c, ns), &mut b12),
+                tolerant::<StorageClass>(ctx, Api::all(c.clone()), &mut b13),
+                tolerant::<Node>(ctx, Api::all(c.clone()), &mut b14),
+            )
         },
-        tolerant_versions::<k8s_openapi::api::batch::v1::CronJob>(
-            c,
-            ns,
-            "batch",
-            &["v1", "v1beta1"],
-            "CronJob",
-            "cronjobs",
-            &mut b21
-        ),
         async {
-            let mut b = vec![];
-            let h =
-                tolerant_versions::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(
+            tokio::join!(
+                tolerant::<ResourceQuota>(ctx, nsapi(c, ns), &mut b15),
+                tolerant::<NetworkPolicy>(ctx, nsapi(c, ns), &mut b16),
+                tolerant::<Event>(ctx, nsapi(c, ns), &mut b17),
+                tolerant::<ServiceAccount>(ctx, nsapi(c, ns), &mut b18),
+                tolerant::<ConfigMap>(ctx, nsapi(c, ns), &mut b19),
+                tolerant::<Secret>(ctx, nsapi(c, ns), &mut b20),
+                tolerant_versions::<k8s_openapi::api::batch::v1::CronJob>(
+                    ctx,
                     c,
                     ns,
-                    "autoscaling",
+                    &["v1", "v1beta1"],
+                    &mut b21
+                ),
+                tolerant_versions::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(
+                    ctx,
+                    c,
+                    ns,
                     &["v2", "v2beta2"],
-                    "HorizontalPodAutoscaler",
-                    "horizontalpodautoscalers",
-                    &mut b,
-                )
-                .await;
-            (h, b)
+                    &mut b22,
+                ),
+            )
         },
     );
-    let (hpas, b22) = hpas;
     let mut blind_spots: Vec<String> = [
         b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17, b18, b19, b20,
         b21, b22,
@@ -344,60 +419,16 @@ pub(crate) async fn snapshot(
         keys.extend(m.binary_data.map(|d| d.into_keys()).into_iter().flatten());
         (m.metadata.namespace, m.metadata.name, keys)
     }));
-    let allowed = |o: &Option<String>| ctx.policy.namespace_allowed(o.as_deref().unwrap_or(""));
-    let pods: Vec<Pod> = pods?
-        .into_iter()
-        .filter(|p| allowed(&p.metadata.namespace))
-        .collect();
-    let deployments: Vec<Deployment> = deployments?
-        .into_iter()
-        .filter(|d| allowed(&d.metadata.namespace))
-        .collect();
-    let replica_sets = replica_sets?;
-    let stateful_sets: Vec<StatefulSet> = stateful_sets?
-        .into_iter()
-        .filter(|d| allowed(&d.metadata.namespace))
-        .collect();
-    let daemon_sets: Vec<DaemonSet> = daemon_sets?
-        .into_iter()
-        .filter(|d| allowed(&d.metadata.namespace))
-        .collect();
-    let revisions = revisions?;
+    let (pods, deployments, replica_sets) = (pods?, deployments?, replica_sets?);
+    let (stateful_sets, daemon_sets, revisions) = (stateful_sets?, daemon_sets?, revisions?);
 
-    let mut histories = vec![];
-    for d in &deployments {
-        histories.push(WorkloadHistory {
-            kind: "Deployment".into(),
-            namespace: d.metadata.namespace.clone().unwrap_or_default(),
-            name: d.metadata.name.clone().unwrap_or_default(),
-            revisions: deployment_history(d, &replica_sets)
-                .iter()
-                .map(revision_info)
-                .collect(),
-        });
-    }
-    for (kind, meta, current) in stateful_sets
-        .iter()
-        .map(|s| {
-            (
-                "StatefulSet",
-                &s.metadata,
-                s.status.as_ref().and_then(|st| st.update_revision.clone()),
-            )
-        })
-        .chain(daemon_sets.iter().map(|d| ("DaemonSet", &d.metadata, None)))
-    {
-        let uid = meta.uid.clone().unwrap_or_default();
-        histories.push(WorkloadHistory {
-            kind: kind.into(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-            revisions: controller_history(&uid, current.as_deref(), &revisions)
-                .iter()
-                .map(revision_info)
-                .collect(),
-        });
-    }
+    let histories = histories_of(
+        &deployments,
+        &replica_sets,
+        &stateful_sets,
+        &daemon_sets,
+        &revisions,
+    );
 
     // Logs: the previous instance of crashed containers (two pods per workload), and the current
     // log of one running pod per workload (app-level faults such as RBAC denials show only there).
@@ -516,16 +547,6 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// Whether a finding concerns the named object (its workload, one of its pods, or a Service
-/// that selects it).
-fn concerns(f: &diagnose::Finding, kind: &str, name: &str) -> bool {
-    (f.object.kind.eq_ignore_ascii_case(kind) && f.object.name == name)
-        || (kind.eq_ignore_ascii_case("Pod") && f.pods.iter().any(|p| p == name))
-        || f.exposed_by
-            .iter()
-            .any(|e| e.ends_with(&format!("/{name}")))
-}
-
 impl Tool for Diagnose {
     type Params = DiagnoseParams;
     type Output = DiagnoseOutput;
@@ -584,10 +605,13 @@ impl Tool for Diagnose {
                     _ => kind.as_str(),
                 }
                 .to_string();
-                report.findings.retain(|f| concerns(f, &canonical, name));
+                diagnose::retain_concerning(&snap, &mut report, &canonical, ns, name);
                 format!("{canonical} {ns}/{name}")
             }
-            (Some(ns), None) => format!("namespace {ns}"),
+            (Some(ns), None) => {
+                diagnose::retain_nodes_in_use(&mut report);
+                format!("namespace {ns}")
+            }
             _ => "cluster".into(),
         };
         let max = p.max_findings.unwrap_or(10).max(1);
@@ -671,14 +695,7 @@ impl Tool for CrashloopsFind {
         }
         // Only what crash loops need: pods, then the owners' history.
         let mut blind = vec![];
-        let pods: Vec<Pod> = tolerant::<Pod>(nsapi(&client, ns), "Pod", &mut blind)
-            .await?
-            .into_iter()
-            .filter(|p| {
-                ctx.policy
-                    .namespace_allowed(p.metadata.namespace.as_deref().unwrap_or(""))
-            })
-            .collect();
+        let pods: Vec<Pod> = tolerant::<Pod>(ctx, nsapi(&client, ns), &mut blind).await?;
         if let Some(b) = blind.first() {
             return Err(ToolError::Forbidden {
                 message: format!("cannot list pods: {b}"),
@@ -694,26 +711,26 @@ impl Tool for CrashloopsFind {
             ..Default::default()
         };
         if !crashing.is_empty() {
-            let (mut b1, mut b2) = (vec![], vec![]);
-            let (deps, rss) = tokio::join!(
-                tolerant::<Deployment>(nsapi(&client, ns), "Deployment", &mut b1),
-                tolerant::<ReplicaSet>(nsapi(&client, ns), "ReplicaSet", &mut b2)
+            // The owners' history, and the first BackOff of each pod (when the crashes began,
+            // so that a revision that ran fine for hours is not blamed).
+            let (mut b1, mut b2, mut b3, mut b4, mut b5, mut b6) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            let backoffs = ListParams::default().fields("type=Warning,reason=BackOff");
+            let (deps, rss, stss, dss, revs, events) = tokio::join!(
+                tolerant::<Deployment>(ctx, nsapi(&client, ns), &mut b1),
+                tolerant::<ReplicaSet>(ctx, nsapi(&client, ns), &mut b2),
+                tolerant::<StatefulSet>(ctx, nsapi(&client, ns), &mut b3),
+                tolerant::<DaemonSet>(ctx, nsapi(&client, ns), &mut b4),
+                tolerant::<ControllerRevision>(ctx, nsapi(&client, ns), &mut b5),
+                tolerant_with::<Event>(ctx, nsapi(&client, ns), &backoffs, &mut b6),
             );
-            let (deps, rss) = (deps?, rss?);
-            snap.histories = deps
-                .iter()
-                .map(|d| WorkloadHistory {
-                    kind: "Deployment".into(),
-                    namespace: d.metadata.namespace.clone().unwrap_or_default(),
-                    name: d.metadata.name.clone().unwrap_or_default(),
-                    revisions: deployment_history(d, &rss)
-                        .iter()
-                        .map(revision_info)
-                        .collect(),
-                })
-                .collect();
+            let (deps, rss, stss, dss, revs) = (deps?, rss?, stss?, dss?, revs?);
+            snap.histories = histories_of(&deps, &rss, &stss, &dss, &revs);
             snap.deployments = deps;
             snap.replica_sets = rss;
+            snap.stateful_sets = stss;
+            snap.daemon_sets = dss;
+            snap.events = events?;
             if p.include_logs {
                 let mut per_owner: BTreeMap<String, usize> = BTreeMap::new();
                 let mut wanted = vec![];

@@ -431,3 +431,92 @@ spec:
         .to_string();
     assert!(e.contains("'wbe' not found"), "{e}");
 }
+
+/// A Deployment `api` (nginx, port 80 named http) behind a Service `api` whose targetPort is
+/// 8080, and a Service `nobody` that selects no pod.
+const WRONG_PORT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: web, image: "nginx:1.25", ports: [{containerPort: 80, name: http}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec:
+  selector: {app: api}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80}]
+"#;
+
+#[tokio::test]
+async fn a_workload_scope_keeps_its_service_and_the_cluster_scope_keeps_to_the_allow_list() {
+    let inside = TestNs::new("dgscope").await;
+    let outside = TestNs::new("dgscope-out").await;
+    inside.apply_yaml(WRONG_PORT).await;
+    outside.apply_yaml(WRONG_PORT).await;
+    // Workload scope: "why is api down?" is answered by its Service's wrong targetPort.
+    let out = wait_for(
+        "api's Service diagnosed",
+        Duration::from_secs(60),
+        || async {
+            let out = Registry::new()
+                .call(
+                    &ctx(),
+                    "diagnose",
+                    json!({"namespace": inside.name, "name": "api"}),
+                )
+                .await
+                .ok()?;
+            found(&out)
+                .contains(&("TargetPortMismatch".to_string(), "api".to_string()))
+                .then_some(out)
+        },
+    )
+    .await;
+    assert!(
+        !found(&out).iter().any(|(_, name)| name == "nobody"),
+        "another Service's finding in the workload scope: {}",
+        out.text
+    );
+
+    // Cluster scope under --namespaces: nothing from a namespace outside the list.
+    let only_inside = Ctx {
+        clusters: Clusters::new(None, None),
+        policy: Arc::new(aiops_mcp::policy::Policy {
+            namespaces: Some(vec![inside.name.clone()]),
+            ..crate::mcp::permissive()
+        }),
+        progress: None,
+    };
+    let out = Registry::new()
+        .call(&only_inside, "diagnose", json!({"max_findings": 200}))
+        .await
+        .unwrap();
+    let namespaces: BTreeSet<&str> = out.structured["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["object"]["namespace"].as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert!(
+        namespaces.iter().all(|n| *n == inside.name),
+        "findings outside the allow-list: {namespaces:?}\n{}",
+        out.text
+    );
+    assert!(namespaces.contains(inside.name.as_str()), "{}", out.text);
+    assert!(!out.text.contains(&outside.name), "{}", out.text);
+}
