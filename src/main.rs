@@ -133,7 +133,7 @@ struct AskArgs {
     #[arg(long)]
     allow_writes: bool,
     /// Approve every write without asking (for scripts; needs --allow-writes).
-    #[arg(long)]
+    #[arg(long, requires = "allow_writes")]
     yes: bool,
     /// Print a JSON transcript (question, model, tool calls, answer, steps) instead of streaming.
     #[arg(long)]
@@ -230,7 +230,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let res = rt.block_on(run(cli));
+    // A y/N prompt still reading stdin (ask ran out of --timeout meanwhile) must not keep the
+    // process alive until someone presses Enter.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match res {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -18,6 +18,8 @@ use crate::policy::redact::redact_text;
 
 /// Where OpenAI's API lives when OPENAI_BASE_URL is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// Most tool calls one model turn may request.
+const MAX_CALLS_PER_TURN: usize = 64;
 
 /// A failure talking to the model provider. Every message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +252,13 @@ impl Provider {
                 }
                 for tc in delta.tool_calls.unwrap_or_default() {
                     let i = tc.index as usize;
+                    // A provider numbers the calls of one turn from 0; an index far beyond
+                    // that is a broken stream, not a reason to allocate.
+                    if i >= MAX_CALLS_PER_TURN {
+                        return Attempt::Fatal(ProviderError::BadResponse(format!(
+                            "the provider sent tool call index {i} (at most {MAX_CALLS_PER_TURN} calls per turn are accepted)"
+                        )));
+                    }
                     if turn.calls.len() <= i {
                         turn.calls.resize_with(i + 1, RequestedCall::default);
                     }
@@ -283,8 +292,10 @@ impl Provider {
         Attempt::Done(turn)
     }
 
+    /// What a failed request means. Once part of the answer was streamed to the terminal, no
+    /// failure is retried (the retry would print the answer again).
     fn classify(&self, e: OpenAIError, streamed: bool) -> Attempt {
-        match e {
+        let attempt = match e {
             OpenAIError::ApiError(r) => {
                 let status = r.status_code.as_u16();
                 let message = clip(&redact_text(&r.api_error.to_string()), 300);
@@ -311,32 +322,27 @@ impl Provider {
                     _ => Attempt::Fatal(ProviderError::Rejected { status, message }),
                 }
             }
-            OpenAIError::Reqwest(re) => {
-                let err = ProviderError::Unreachable {
-                    base_url: self.base_url.clone(),
-                    attempts: 1,
-                    message: clip(&redact_text(&error_chain(&re)), 300),
-                };
-                if streamed {
-                    Attempt::Fatal(err)
-                } else {
-                    Attempt::Retryable(err)
-                }
-            }
+            OpenAIError::Reqwest(re) => Attempt::Retryable(ProviderError::Unreachable {
+                base_url: self.base_url.clone(),
+                attempts: 1,
+                message: clip(&redact_text(&error_chain(&re)), 300),
+            }),
             OpenAIError::JSONDeserialize(e, content) => Attempt::Fatal(ProviderError::BadResponse(
                 format!("{e} in {}", clip(&redact_text(&content), 300)),
             )),
-            OpenAIError::StreamError(e) if !streamed => {
-                Attempt::Retryable(ProviderError::Unreachable {
-                    base_url: self.base_url.clone(),
-                    attempts: 1,
-                    message: clip(&redact_text(&e.to_string()), 300),
-                })
-            }
+            OpenAIError::StreamError(e) => Attempt::Retryable(ProviderError::Unreachable {
+                base_url: self.base_url.clone(),
+                attempts: 1,
+                message: clip(&redact_text(&e.to_string()), 300),
+            }),
             other => Attempt::Fatal(ProviderError::BadResponse(clip(
                 &redact_text(&other.to_string()),
                 300,
             ))),
+        };
+        match attempt {
+            Attempt::Retryable(e) if streamed => Attempt::Fatal(e),
+            a => a,
         }
     }
 }

@@ -253,9 +253,14 @@ pub struct Watch {
     pub baseline: u64,
 }
 
+/// A hash of what a resource says, blind to relative ages ("12s", "5m ago", "back-off 40s"):
+/// a namespace that stays as it is must not be reported as updated because time passed.
 pub fn hash_text(text: &str) -> u64 {
+    static AGE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b\d+(?:\.\d+)?(?:ms|s|m|h|d)\b").expect("static pattern")
+    });
     let mut h = DefaultHasher::new();
-    text.hash(&mut h);
+    AGE.replace_all(text, "~").hash(&mut h);
     h.finish()
 }
 
@@ -419,6 +424,19 @@ impl Watch {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_update_hash_ignores_ages_but_not_content() {
+        use super::hash_text;
+        let a = "CRITICAL Deployment x/api crash-looping since 12s, back-off 10s; event BackOff ×3 (last 5s ago)";
+        let b = "CRITICAL Deployment x/api crash-looping since 3m, back-off 40s; event BackOff ×3 (last 1h ago)";
+        assert_eq!(hash_text(a), hash_text(b));
+        let c = b.replace("×3", "×4");
+        assert_ne!(hash_text(b), hash_text(&c));
+        assert_ne!(hash_text(a), hash_text(&a.replace("api", "web")));
+        // Numbers that are not ages still count: ports, images.
+        assert_ne!(hash_text("port 8000"), hash_text("port 8080"));
+    }
+
     use super::*;
 
     #[test]
