@@ -348,15 +348,24 @@ impl ServerHandler for AiopsServer {
             }
         }
         let mut ctx = self.ctx.clone();
+        let mut forwarder = None;
         if let Some(token) = context.meta.get_progress_token() {
-            // One forwarding task per call keeps the notifications in order.
+            // One forwarding task per call keeps the notifications in order. MCP wants the
+            // progress value to increase with each notification: a value that does not (a
+            // rollout's available count dips, a poll repeats itself, parallel reads finish out
+            // of order) is not sent.
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
             let peer = context.peer.clone();
-            tokio::spawn(async move {
+            forwarder = Some(tokio::spawn(async move {
+                let mut last: Option<f64> = None;
                 while let Some(param) = rx.recv().await {
+                    if last.is_some_and(|l| param.progress <= l) {
+                        continue;
+                    }
+                    last = Some(param.progress);
                     let _ = peer.notify_progress(param).await;
                 }
-            });
+            }));
             ctx.progress = Some(Arc::new(move |progress, total, message| {
                 let mut param = ProgressNotificationParam::new(token.clone(), progress);
                 param.total = total;
@@ -372,7 +381,13 @@ impl ServerHandler for AiopsServer {
                 *e != Effect::Read && args.get("dry_run").and_then(Value::as_bool) != Some(true)
             });
         let target = target_of(&args);
-        let result = match self.registry.call(&ctx, &name, args).await {
+        let called = self.registry.call(&ctx, &name, args).await;
+        // Progress goes out before the result: close the channel and let the forwarder drain.
+        drop(ctx);
+        if let Some(f) = forwarder {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), f).await;
+        }
+        let result = match called {
             Ok(out) => {
                 if let Some(effect) = changes {
                     let level = if effect == Effect::Destructive {
