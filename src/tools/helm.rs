@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::read::{client, dyn_api, resolve_kind};
 use super::rollout::{wait_workload, RolloutState};
 use super::util::{age, check_name, check_namespace_name, ToolError};
-use super::write::{changed_paths, merge_diff, merge_params, parse_documents, FIELD_MANAGER};
+use super::write::{changed_paths, merge_params, parse_documents, three_way_patch, FIELD_MANAGER};
 use super::{Common, Ctx, Effect, Render, Tool, ToolMeta};
 use crate::policy::redact::is_sensitive_key;
 use crate::stack::helm;
@@ -791,15 +791,16 @@ async fn apply_one(
         }
         v
     };
-    let patch = match original {
-        Some(orig) => merge_diff(&strip(orig), &strip(doc)),
-        None => strip(doc),
-    };
+    let before = serde_json::to_value(&live).unwrap_or_default();
+    let patch = three_way_patch(
+        &original.map(strip).unwrap_or(Value::Null),
+        &strip(doc),
+        &strip(&before),
+    );
     if patch.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(("unchanged", vec![]));
     }
     let pp = merge_params(dry_run);
-    let before = serde_json::to_value(&live).unwrap_or_default();
     let after = api.patch(name, &pp, &Patch::Merge(&patch)).await?;
     let after = serde_json::to_value(&after).unwrap_or_default();
     let mut changed = vec![];

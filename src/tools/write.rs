@@ -128,6 +128,54 @@ pub fn merge_diff(from: &Value, to: &Value) -> Value {
     }
 }
 
+/// A JSON merge patch that takes `live` to `target` the way Helm 3's three-way merge does: every
+/// field the target sets is (re)set where the live object differs (drift such as a manual
+/// scale or `kubectl set image` is undone), fields the previous manifest (`original`) had and
+/// the target drops are removed, and what neither manifest mentions (defaults, fields other
+/// controllers own) is left alone. Arrays are replaced whole, and only when the live array does
+/// not already hold the target's elements (live elements carry defaulted fields).
+pub fn three_way_patch(original: &Value, target: &Value, live: &Value) -> Value {
+    let (Value::Object(t), Value::Object(l)) = (target, live) else {
+        return target.clone();
+    };
+    let empty = serde_json::Map::new();
+    let o = original.as_object().unwrap_or(&empty);
+    let mut out = serde_json::Map::new();
+    for (k, tv) in t {
+        match l.get(k) {
+            Some(lv) if contains(lv, tv) => {}
+            Some(lv) if tv.is_object() && lv.is_object() => {
+                let ov = o.get(k).unwrap_or(&Value::Null);
+                out.insert(k.clone(), three_way_patch(ov, tv, lv));
+            }
+            _ => {
+                out.insert(k.clone(), tv.clone());
+            }
+        }
+    }
+    for k in o
+        .keys()
+        .filter(|k| !t.contains_key(*k) && l.contains_key(*k))
+    {
+        out.insert(k.clone(), Value::Null);
+    }
+    Value::Object(out)
+}
+
+/// Whether `live` holds everything `want` says: objects key by key, arrays element by element
+/// (extra live elements and fields allowed), scalars equal.
+fn contains(live: &Value, want: &Value) -> bool {
+    match (live, want) {
+        (Value::Object(l), Value::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| l.get(k).is_some_and(|lv| contains(lv, wv)) || wv.is_null()),
+        (Value::Array(l), Value::Array(w)) => {
+            l.len() >= w.len() && w.iter().zip(l).all(|(wv, lv)| contains(lv, wv))
+        }
+        _ => live == want,
+    }
+}
+
 /// Paths where two JSON values differ (objects recursed, arrays compared whole).
 pub fn changed_paths(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
     match (before, after) {
@@ -438,6 +486,29 @@ impl Render for DeleteOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_way_patch_undoes_drift_removes_dropped_fields_and_keeps_defaults() {
+        let original = serde_json::json!({"spec": {"replicas": 1, "paused": false,
+            "template": {"spec": {"containers": [{"name": "api", "image": "api:2"}]}}}});
+        let target = serde_json::json!({"spec": {"replicas": 1,
+            "template": {"spec": {"containers": [{"name": "api", "image": "api:1"}]}}}});
+        // Live: scaled by hand to 3, defaults filled in, a field no manifest names.
+        let live = serde_json::json!({"spec": {"replicas": 3, "paused": false, "strategy": {"type": "RollingUpdate"},
+            "template": {"spec": {"containers": [{"name": "api", "image": "api:2", "imagePullPolicy": "IfNotPresent"}]}}}});
+        assert_eq!(
+            three_way_patch(&original, &target, &live),
+            serde_json::json!({"spec": {"replicas": 1, "paused": null,
+                "template": {"spec": {"containers": [{"name": "api", "image": "api:1"}]}}}})
+        );
+        // Live already as the target (plus defaults): nothing to send.
+        let settled = serde_json::json!({"spec": {"replicas": 1, "strategy": {"type": "RollingUpdate"},
+            "template": {"spec": {"containers": [{"name": "api", "image": "api:1", "imagePullPolicy": "IfNotPresent"}]}}}});
+        assert_eq!(
+            three_way_patch(&original, &target, &settled),
+            serde_json::json!({})
+        );
+    }
 
     #[test]
     fn merge_diff_sets_removed_keys_to_null_and_skips_equal_parts() {

@@ -453,6 +453,14 @@ async fn helm_rollback_by_aiops_mcp_is_what_helm_history_shows() {
         "{}",
         hist.text
     );
+    // Drift Helm's three-way merge undoes: the frontend scaled by hand (both revisions say 1).
+    r.call(
+        &ctx(),
+        "workload_scale",
+        json!({"namespace": ns.name, "name": "todo-frontend", "replicas": 2}),
+    )
+    .await
+    .unwrap();
     // Dry run: lists the changes, records nothing.
     let dry = r
         .call(
@@ -501,6 +509,11 @@ async fn helm_rollback_by_aiops_mcp_is_what_helm_history_shows() {
         .unwrap();
     for d in deps.items {
         let name = d.metadata.name.clone().unwrap();
+        assert_eq!(
+            d.spec.replicas.map(i64::from),
+            want[&format!("Deployment/{name}")]["spec"]["replicas"].as_i64(),
+            "{name}: replicas not back to revision 1's"
+        );
         let live = serde_json::to_value(&d.spec.template).unwrap();
         let w = &want[&format!("Deployment/{name}")]["spec"]["template"];
         assert_eq!(
