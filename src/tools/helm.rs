@@ -647,11 +647,22 @@ pub(crate) async fn rollback(
     }
     let wanted_keys: BTreeSet<_> = wanted.iter().map(|d| key_of(d, ns)).collect();
     let mut removals = vec![];
+    let mut kept = vec![];
     for doc in current
         .iter()
         .filter(|d| !wanted_keys.contains(&key_of(d, ns)))
     {
-        removals.push(resolve_doc(ctx, common, &client, doc, ns).await?);
+        let (kind, name, api) = resolve_doc(ctx, common, &client, doc, ns).await?;
+        // Helm leaves objects annotated helm.sh/resource-policy: keep in place.
+        if doc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" {
+            kept.push(RollbackObject {
+                object: format!("{kind}/{name}"),
+                result: "kept (helm.sh/resource-policy: keep)".into(),
+                changed: vec![],
+            });
+            continue;
+        }
+        removals.push((kind, name, api));
     }
 
     let prefix = if p.dry_run { "would be " } else { "" };
@@ -698,6 +709,7 @@ pub(crate) async fn rollback(
             }
         }
     }
+    objects.extend(kept);
     let mut out = HelmRollbackOutput {
         release: t.release.clone(),
         namespace: t.namespace.clone(),
