@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::read::{get_object, pod_row, pod_status, resolve_object, ObjectRef, ResolvedObject};
-use super::util::{age, ToolError};
+use super::util::{age, workload_selector, ToolError};
 use super::write::{merge_diff, merge_params};
 use super::{Common, Ctx, Effect, Render, Tool, ToolMeta};
 use crate::rollout::{
@@ -222,15 +222,10 @@ pub struct FailingPod {
 
 /// Pods of the workload's current revision that fail.
 async fn failing_new_pods(l: &Loaded) -> Vec<FailingPod> {
-    let selector = l.obj["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    // Without a selector every pod of the namespace would match: nothing to say then.
+    let Some(selector) = workload_selector(&l.obj) else {
+        return vec![];
+    };
     let pods = Api::<Pod>::namespaced(l.client.clone(), &l.namespace)
         .list(&ListParams::default().labels(&selector))
         .await
@@ -265,7 +260,16 @@ async fn failing_new_pods(l: &Loaded) -> Vec<FailingPod> {
             "controller-revision-hash",
             l.obj["status"]["updateRevision"].as_str().map(String::from),
         ),
-        _ => ("", None),
+        // A DaemonSet's pods carry the hash of its newest ControllerRevision (`<name>-<hash>`).
+        Kind::DaemonSet => (
+            "controller-revision-hash",
+            history(l).await.ok().and_then(|h| {
+                let newest = h.into_iter().rfind(|r| r.current)?;
+                let cr = newest.source.strip_prefix("ControllerRevision/")?;
+                cr.strip_prefix(&format!("{}-", l.name)).map(String::from)
+            }),
+        ),
+        Kind::ReplicaSet => ("", None),
     };
     let now = Timestamp::now();
     pods.iter()

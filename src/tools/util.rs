@@ -1,6 +1,7 @@
 //! Errors a model can act on, and small helpers shared by tools.
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
 /// A tool failure. Every variant says what was wrong and what to try; the MCP adapter returns
@@ -195,8 +196,33 @@ pub fn parse_duration(s: &str) -> Result<i64, ToolError> {
     Ok(n * mult)
 }
 
+/// The label selector at `spec.selector` of a workload (matchLabels and matchExpressions) as
+/// the API's `labelSelector` string; `None` when there is none, it is empty, or it cannot be
+/// expressed.
+pub fn workload_selector(obj: &Value) -> Option<String> {
+    let ls: LabelSelector = serde_json::from_value(obj.pointer("/spec/selector")?.clone()).ok()?;
+    let s = kube::core::Selector::try_from(ls).ok()?.to_string();
+    (!s.is_empty()).then_some(s)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn workload_selectors_include_match_expressions() {
+        let d = serde_json::json!({"spec": {"selector": {"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}}});
+        let s = super::workload_selector(&d).unwrap();
+        assert!(s.contains("app=web") && s.contains("tier in (a,b)"), "{s}");
+        assert_eq!(
+            super::workload_selector(&serde_json::json!({"spec": {}})),
+            None
+        );
+        assert_eq!(
+            super::workload_selector(&serde_json::json!({"spec": {"selector": {}}})),
+            None
+        );
+    }
+
     use super::*;
 
     #[test]
