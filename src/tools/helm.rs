@@ -88,6 +88,14 @@ pub(crate) async fn write_record(
     namespace: &str,
     rel: &Value,
 ) -> Result<(), ToolError> {
+    let version = rel["version"].as_u64().unwrap_or(0);
+    create_record(client, namespace, rel)
+        .await
+        .map_err(|e| ToolError::from_kube(e, &format!("write Helm release record v{version}")))
+}
+
+/// Creates the record Secret of `rel`; a 409 means that revision exists already.
+async fn create_record(client: &Client, namespace: &str, rel: &Value) -> Result<(), kube::Error> {
     let name = rel["name"].as_str().unwrap_or_default();
     let version = rel["version"].as_u64().unwrap_or(0) as u32;
     let status = rel["info"]["status"].as_str().unwrap_or("unknown");
@@ -97,12 +105,20 @@ pub(crate) async fn write_record(
         "type": "helm.sh/release.v1",
         "stringData": {"release": helm::encode(rel)},
     }))
-    .map_err(|e| ToolError::Internal(e.to_string()))?;
+    .map_err(kube::Error::SerdeError)?;
     Api::<Secret>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &secret)
         .await
-        .map_err(|e| ToolError::from_kube(e, &format!("write Helm release record v{version}")))?;
-    Ok(())
+        .map(|_| ())
+}
+
+/// Rewrites an existing release record: the stored release and its status label.
+async fn rewrite_record(api: &Api<Secret>, secret: &str, rel: &Value) -> Result<(), kube::Error> {
+    let status = rel["info"]["status"].as_str().unwrap_or("unknown");
+    let patch = json!({"metadata": {"labels": {"status": status}}, "stringData": {"release": helm::encode(rel)}});
+    api.patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 /// Marks every `deployed` record except `keep` superseded (label and stored status).
@@ -119,12 +135,9 @@ pub(crate) async fn supersede(
     {
         let mut rel = r.release.clone();
         rel["info"]["status"] = json!("superseded");
-        let patch = json!({"metadata": {"labels": {"status": "superseded"}}, "stringData": {"release": helm::encode(&rel)}});
-        api.patch(&r.secret, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                ToolError::from_kube(e, &format!("mark release v{} superseded", r.version))
-            })?;
+        rewrite_record(&api, &r.secret, &rel).await.map_err(|e| {
+            ToolError::from_kube(e, &format!("mark release v{} superseded", r.version))
+        })?;
     }
     Ok(())
 }
@@ -665,6 +678,30 @@ pub(crate) async fn rollback(
         removals.push((kind, name, api));
     }
 
+    // Helm's order: revision N+1 is recorded as pending-rollback before anything is applied, so
+    // a concurrent upgrade or rollback that took the number first stops this one untouched.
+    let new_version = latest.version + 1;
+    let now = Timestamp::now();
+    let mut rel = target.release.clone();
+    rel["version"] = json!(new_version);
+    rel["info"]["first_deployed"] = latest.release["info"]["first_deployed"].clone();
+    rel["info"]["last_deployed"] = json!(now.to_string());
+    rel["info"]["deleted"] = json!("");
+    rel["info"]["status"] = json!("pending-rollback");
+    rel["info"]["description"] = json!(format!("Rollback to {to}"));
+    if !p.dry_run {
+        create_record(&client, ns, &rel).await.map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => ToolError::invalid(
+                format!(
+                    "release {} changed while rolling back: revision {new_version} was written by someone else; nothing was applied",
+                    t.release
+                ),
+                "read helm_history again and retry the rollback",
+            ),
+            e => ToolError::from_kube(e, &format!("write Helm release record v{new_version}")),
+        })?;
+    }
+
     let prefix = if p.dry_run { "would be " } else { "" };
     let mut objects = vec![];
     let mut failure: Option<ToolError> = None;
@@ -729,26 +766,18 @@ pub(crate) async fn rollback(
         out.outcome = "would roll back".into();
         return Ok(out);
     }
-    // Record the new revision as Helm does: a copy of N with a new number and description;
-    // "failed" when applying failed part-way.
-    let new_version = latest.version + 1;
-    let now = Timestamp::now();
-    let mut rel = target.release.clone();
-    rel["version"] = json!(new_version);
-    rel["info"]["first_deployed"] = latest.release["info"]["first_deployed"].clone();
-    rel["info"]["last_deployed"] = json!(now.to_string());
-    rel["info"]["deleted"] = json!("");
+    // The outcome goes into the record: deployed, or failed when applying failed part-way.
     match &failure {
-        None => {
-            rel["info"]["status"] = json!("deployed");
-            rel["info"]["description"] = json!(format!("Rollback to {to}"));
-        }
+        None => rel["info"]["status"] = json!("deployed"),
         Some(e) => {
             rel["info"]["status"] = json!("failed");
             rel["info"]["description"] = json!(format!("Rollback \"{to}\" failed: {e}"));
         }
     }
-    write_record(&client, ns, &rel).await?;
+    let records: Api<Secret> = Api::namespaced(client.clone(), ns);
+    rewrite_record(&records, &helm::secret_name(&t.release, new_version), &rel)
+        .await
+        .map_err(|e| ToolError::from_kube(e, &format!("record release revision {new_version}")))?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -758,19 +787,33 @@ pub(crate) async fn rollback(
     if p.wait {
         let timeout = p.timeout_seconds.unwrap_or(300);
         let mut verdicts = vec![];
+        let mut unwatched = vec![];
         for (doc, kind, name, _) in &planned {
             if matches!(kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
                 let wns = doc["metadata"]["namespace"].as_str().unwrap_or(ns);
-                let (state, outcome) = wait_workload(ctx, common, kind, wns, name, timeout).await?;
-                verdicts.push(outcome);
-                out.workloads.push(state);
+                // The rollback is done and recorded: a workload that cannot be watched is
+                // reported, not turned into a failed call.
+                match wait_workload(ctx, common, kind, wns, name, timeout).await {
+                    Ok((state, outcome)) => {
+                        verdicts.push(outcome);
+                        out.workloads.push(state);
+                    }
+                    Err(e) => unwatched.push(format!("{kind}/{name} ({e})")),
+                }
             }
         }
         let worst = ["failed", "stalled", "timed out", "paused"]
             .into_iter()
             .find(|w| verdicts.contains(w))
             .unwrap_or("complete");
-        out.outcome = format!("rolled back, {worst}");
+        out.outcome = if unwatched.is_empty() {
+            format!("rolled back, {worst}")
+        } else {
+            format!(
+                "rolled back, {worst}; could not watch {}",
+                unwatched.join(", ")
+            )
+        };
     }
     Ok(out)
 }

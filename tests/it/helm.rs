@@ -475,6 +475,42 @@ async fn helm_rollback_by_aiops_mcp_is_what_helm_history_shows() {
         "{}",
         dry.text
     );
+    // Someone else takes revision 3 between our read and our write (a Secret of that name
+    // without Helm's labels, so the read does not see it): refused, nothing applied.
+    let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    let squatter: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json!({"metadata": {"name": "sh.helm.release.v1.todo.v3"}}))
+            .unwrap();
+    secrets
+        .create(&Default::default(), &squatter)
+        .await
+        .unwrap();
+    let e = r
+        .call(
+            &ctx(),
+            "helm_rollback",
+            json!({"release": "todo", "namespace": ns.name, "to_revision": 1}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("changed while rolling back") && e.contains("nothing was applied"),
+        "{e}"
+    );
+    assert!(
+        ns.api::<k8s_openapi::api::networking::v1::Ingress>()
+            .get_opt("todo")
+            .await
+            .unwrap()
+            .is_some(),
+        "the refused rollback deleted the Ingress"
+    );
+    secrets
+        .delete("sh.helm.release.v1.todo.v3", &Default::default())
+        .await
+        .unwrap();
+
     let out = r
         .call(
             &ctx(),
