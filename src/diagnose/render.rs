@@ -13,24 +13,32 @@ const LISTED: usize = 25;
 const EVIDENCE_SHOWN: usize = 4;
 const STEPS_SHOWN: usize = 3;
 
+/// `1 pod`, `3 pods`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 impl Report {
     /// Top findings first, compact (a few hundred bytes per finding).
     pub fn render(&self) -> String {
         let mut s = String::new();
+        let scope = format!(
+            "{} ({})",
+            counted(self.workloads_checked, "workload"),
+            counted(self.pods_checked, "pod")
+        );
         if self.findings.is_empty() {
-            let _ = writeln!(
-                s,
-                "No problems found in {} workloads ({} pods).",
-                self.workloads_checked, self.pods_checked
-            );
+            let _ = writeln!(s, "No problems found in {scope}.");
         } else {
             let count = |sev: Severity| self.findings.iter().filter(|f| f.severity == sev).count();
             let _ = writeln!(
                 s,
-                "{} problems in {} workloads ({} pods): {} critical, {} warning, {} info.",
-                self.findings.len(),
-                self.workloads_checked,
-                self.pods_checked,
+                "{} in {scope}: {} critical, {} warning, {} info.",
+                counted(self.findings.len(), "problem"),
                 count(Severity::Critical),
                 count(Severity::Warning),
                 count(Severity::Info)

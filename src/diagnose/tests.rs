@@ -846,7 +846,7 @@ fn healthy_namespace_has_no_findings() {
     );
     let r = diagnose(&s);
     assert!(r.findings.is_empty(), "{}", r.render());
-    assert_eq!(r.render(), "No problems found in 1 workloads (3 pods).\n");
+    assert_eq!(r.render(), "No problems found in 1 workload (3 pods).\n");
 }
 
 #[test]
