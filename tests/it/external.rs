@@ -269,3 +269,124 @@ spec:
         "{t}"
     );
 }
+
+/// (config file, stdio command, its args, HTTP url and Authorization header template).
+type ClientEntry = (String, String, Vec<String>, Option<(String, String)>);
+
+/// The stdio and HTTP entries of every client config in tools/ (Claude Desktop, Cursor, VS Code,
+/// kubectl-ai).
+fn client_entries() -> Vec<ClientEntry> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let json_of = |p: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(p)).unwrap())
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    let args = |v: &Value| -> Vec<String> {
+        v["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut out = vec![];
+    for (file, key) in [
+        ("clients/claude_desktop_config.json", "mcpServers"),
+        ("clients/cursor-mcp.json", "mcpServers"),
+        ("clients/vscode-mcp.json", "servers"),
+    ] {
+        let v = json_of(file);
+        let stdio = &v[key]["aiops"];
+        let http = v[key].get("aiops-http").map(|h| {
+            (
+                h["url"].as_str().unwrap().to_string(),
+                h["headers"]["Authorization"].as_str().unwrap().to_string(),
+            )
+        });
+        out.push((
+            file.to_string(),
+            stdio["command"].as_str().unwrap().to_string(),
+            args(stdio),
+            http,
+        ));
+    }
+    let k: Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("kubectl-ai/mcp.yaml")).unwrap())
+            .unwrap();
+    let servers = k["servers"].as_array().unwrap();
+    let stdio = servers.iter().find(|s| s["name"] == "aiops").unwrap();
+    let http = servers.iter().find(|s| s["name"] == "aiopshttp").unwrap();
+    assert_eq!(http["auth"]["type"], "bearer");
+    out.push((
+        "kubectl-ai/mcp.yaml".into(),
+        stdio["command"].as_str().unwrap().to_string(),
+        args(stdio),
+        Some((
+            http["url"].as_str().unwrap().to_string(),
+            "Bearer <token>".into(),
+        )),
+    ));
+    out
+}
+
+#[tokio::test]
+async fn every_shipped_client_config_starts_a_working_server() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let base = spawn_http(Some("cfg-token-123")).await;
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "cfg", "version": "1"}}});
+    let placeholder = regex::Regex::new(r"\$\{[^}]+\}|<token>").unwrap();
+    for (file, command, args, http_entry) in client_entries() {
+        // stdio: the command as written (the binary on PATH is this build).
+        assert_eq!(command, "aiops-mcp", "{file}");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiops-mcp"))
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        stdin
+            .write_all(format!("{init}\n{initialized}\n{list}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut tools = 0;
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line()).await
+        {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == 2 {
+                tools = v["result"]["tools"].as_array().map_or(0, Vec::len);
+                break;
+            }
+        }
+        assert!(
+            tools >= 20,
+            "{file}: `aiops-mcp {args:?}` listed {tools} tools"
+        );
+        let _ = child.kill().await;
+
+        // HTTP: the path and the Authorization header as the config writes them.
+        if let Some((url, header)) = http_entry {
+            let path = url.split_once("127.0.0.1:8080").map(|x| x.1).unwrap();
+            assert_eq!(path, "/mcp", "{file}: {url}");
+            let header = placeholder.replace(&header, "cfg-token-123").into_owned();
+            assert_eq!(header, "Bearer cfg-token-123", "{file}");
+            let r = http
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", header)
+                .body(init.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{file}");
+        }
+    }
+}
