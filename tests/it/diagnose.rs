@@ -84,6 +84,7 @@ async fn every_failure_the_sandbox_can_produce_is_found_on_its_workload() {
         ("RBACDenied", "scheduler"),
         ("HPANotScaling", "web"),
         ("JobFailed", "report"),
+        ("NetworkPolicyIsolation", "fenced"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
