@@ -63,15 +63,27 @@ struct Fetched {
     lines: Vec<LogLine>,
 }
 
-/// `since` as seconds back from now (a duration like `10m`, or an RFC 3339 time).
-fn since_seconds(s: &Selection) -> Result<Option<i64>, ToolError> {
-    match &s.since {
-        Some(v) => match v.parse::<Timestamp>() {
-            Ok(t) => Ok(Some(Timestamp::now().duration_since(t).as_secs().max(1))),
-            Err(_) => parse_duration(v).map(Some),
-        },
-        None => Ok(None),
+/// `since` as seconds back from `now`: a duration like `10m`, or an RFC 3339 time in the past.
+fn since_seconds(since: Option<&str>, now: Timestamp) -> Result<Option<i64>, ToolError> {
+    let Some(v) = since else { return Ok(None) };
+    let secs = match v.trim().parse::<Timestamp>() {
+        Ok(t) if t > now => {
+            return Err(ToolError::invalid(
+                format!("since '{v}' is in the future (the server's time is {now:.0})"),
+                "pass a time in the past, or a duration back from now such as 10m or 2h",
+            ))
+        }
+        // a time within the last second reads the last second
+        Ok(t) => now.duration_since(t).as_secs().max(1),
+        Err(_) => parse_duration(v)?,
+    };
+    if secs == 0 {
+        return Err(ToolError::invalid(
+            format!("since '{v}' selects no time at all"),
+            "pass a duration of at least 1s, e.g. 10m, or an RFC 3339 time in the past",
+        ));
     }
+    Ok(Some(secs))
 }
 
 async fn select_pods(
@@ -81,7 +93,7 @@ async fn select_pods(
     s: &Selection,
 ) -> Result<Vec<Pod>, ToolError> {
     check_namespace_name(&s.namespace)?;
-    since_seconds(s)?;
+    since_seconds(s.since.as_deref(), Timestamp::now())?;
     ctx.policy.check_namespace(&s.namespace)?;
     let chosen = [
         s.pod.is_some(),
@@ -216,7 +228,7 @@ async fn fetch(
     auto_previous: bool,
     limit_bytes: i64,
 ) -> Result<Fetched, ToolError> {
-    let since_seconds = since_seconds(s)?;
+    let since_seconds = since_seconds(s.since.as_deref(), Timestamp::now())?;
     if let Some(c) = &s.container {
         if pods.iter().all(|p| containers(p, Some(c)).is_empty()) {
             let names: Vec<String> = pods
@@ -526,5 +538,30 @@ impl Render for LogsAnalyzeOutput {
         }
         s.push_str(&self.analysis.render());
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_in_the_future_is_refused_with_the_servers_time() {
+        let now: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+        let e = since_seconds(Some("2024-05-01T11:00:00Z"), now)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("in the future") && e.contains("2024-05-01T10:00:00Z"),
+            "{e}"
+        );
+        assert_eq!(
+            since_seconds(Some("2024-05-01T09:50:00Z"), now).unwrap(),
+            Some(600)
+        );
+        assert_eq!(since_seconds(Some("10m"), now).unwrap(), Some(600));
+        assert_eq!(since_seconds(None, now).unwrap(), None);
+        let e = since_seconds(Some("0s"), now).unwrap_err().to_string();
+        assert!(e.contains("at least 1s"), "{e}");
     }
 }
