@@ -1,6 +1,8 @@
 //! Log tools: the logs of a pod or a whole workload, merged in time order (`logs_get`), and
 //! their analysis — levels, templates, exceptions, first error, hints (`logs_analyze`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -254,41 +256,44 @@ async fn fetch(
     let api: Api<Pod> = Api::namespaced(client.clone(), &s.namespace);
     let total = jobs.len();
     let tail = s.tail_lines.unwrap_or(default_tail).clamp(1, 1_000_000);
-    let results: Vec<(String, Result<String, kube::Error>)> =
-        futures::stream::iter(jobs.into_iter().enumerate())
-            .map(|(i, (pod, container, previous))| {
-                let api = api.clone();
-                let progress = ctx.progress.clone();
-                async move {
-                    let lp = LogParams {
-                        container: Some(container.clone()),
-                        previous,
-                        tail_lines: Some(tail),
-                        since_seconds,
-                        timestamps: true,
-                        limit_bytes: Some(limit_bytes),
-                        ..Default::default()
-                    };
-                    let r = api.logs(&pod, &lp).await;
-                    if let Some(p) = progress {
-                        p(
-                            (i + 1) as f64,
-                            Some(total as f64),
-                            format!("read {pod}/{container}"),
-                        );
-                    }
-                    (
-                        format!(
-                            "{pod}/{container}{}",
-                            if previous { " (previous)" } else { "" }
-                        ),
-                        r,
-                    )
+    // reads finish in any order: progress counts the finished ones, so it only goes up
+    let done = AtomicUsize::new(0);
+    let results: Vec<(String, Result<String, kube::Error>)> = futures::stream::iter(jobs)
+        .map(|(pod, container, previous)| {
+            let api = api.clone();
+            let done = &done;
+            let progress = ctx.progress.clone();
+            async move {
+                let lp = LogParams {
+                    container: Some(container.clone()),
+                    previous,
+                    tail_lines: Some(tail),
+                    since_seconds,
+                    timestamps: true,
+                    limit_bytes: Some(limit_bytes),
+                    ..Default::default()
+                };
+                let r = api.logs(&pod, &lp).await;
+                if let Some(p) = progress {
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    p(
+                        n as f64,
+                        Some(total as f64),
+                        format!("read {pod}/{container}"),
+                    );
                 }
-            })
-            .buffer_unordered(FAN_OUT)
-            .collect()
-            .await;
+                (
+                    format!(
+                        "{pod}/{container}{}",
+                        if previous { " (previous)" } else { "" }
+                    ),
+                    r,
+                )
+            }
+        })
+        .buffer_unordered(FAN_OUT)
+        .collect()
+        .await;
     let mut sources = vec![];
     let mut lines = vec![];
     for (source, r) in results {
