@@ -220,6 +220,33 @@ fn containers(p: &Pod, only: Option<&str>) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Splits one container log read with `timestamps=true` into lines, each with the key it merges
+/// by: its timestamp, or for a line without one the timestamp of the line before it in this log
+/// (of the line after it, at the start), so that it stays next to its neighbours.
+fn parse_log(source: &str, text: &str) -> Vec<(Option<Timestamp>, LogLine)> {
+    let mut out: Vec<(Option<Timestamp>, LogLine)> = Vec::new();
+    for l in text.lines() {
+        let (ts, body) = match l.split_once(' ') {
+            Some((t, rest)) => match t.parse::<Timestamp>() {
+                Ok(t) => (Some(t), rest),
+                Err(_) => (None, l),
+            },
+            None => (None, l),
+        };
+        let key = ts.or_else(|| out.last().and_then(|p| p.0));
+        out.push((key, LogLine::new(source, ts, body)));
+    }
+    // lines before the first timestamp take the first one
+    let mut next = None;
+    for (key, _) in out.iter_mut().rev() {
+        match key {
+            Some(_) => next = *key,
+            None => *key = next,
+        }
+    }
+    out
+}
+
 /// Reads the selected logs (bounded fan-out), with `timestamps` so they can be merged.
 async fn fetch(
     ctx: &Ctx,
@@ -295,27 +322,17 @@ async fn fetch(
         .collect()
         .await;
     let mut sources = vec![];
-    let mut lines = vec![];
+    let mut keyed = vec![];
     for (source, r) in results {
         match r {
             Ok(text) => {
-                let before = lines.len();
-                for l in text.lines() {
-                    let (ts, body) = match l.split_once(' ') {
-                        Some((t, rest)) if t.parse::<Timestamp>().is_ok() => (t.parse().ok(), rest),
-                        _ => (None, l),
-                    };
-                    lines.push(LogLine {
-                        source: source.clone(),
-                        ts,
-                        text: body.to_string(),
-                    });
-                }
+                let lines = parse_log(&source, &text);
                 sources.push(SourceRead {
                     source,
-                    lines: lines.len() - before,
+                    lines: lines.len(),
                     error: None,
                 });
+                keyed.extend(lines);
             }
             Err(kube::Error::Api(e)) if e.code == 400 || e.code == 404 => {
                 sources.push(SourceRead {
@@ -328,8 +345,9 @@ async fn fetch(
         }
     }
     sources.sort_by(|a, b| a.source.cmp(&b.source));
-    // Merge in time order; lines without a timestamp keep their place after their source's last one.
-    lines.sort_by_key(|l| l.ts);
+    // merge in time order; the sort is stable, so each log keeps its own order among equal keys
+    keyed.sort_by_key(|(key, _)| *key);
+    let lines = keyed.into_iter().map(|(_, l)| l).collect();
     Ok(Fetched { sources, lines })
 }
 
@@ -549,6 +567,30 @@ impl Render for LogsAnalyzeOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_without_a_timestamp_stay_next_to_their_neighbours() {
+        let a = parse_log(
+            "a/c",
+            "continued before the first\n2024-05-01T10:00:01Z a1\n  at a stack frame\n2024-05-01T10:00:03Z a3\n",
+        );
+        let b = parse_log("b/c", "2024-05-01T10:00:00Z b0\n2024-05-01T10:00:02Z b2\n");
+        assert_eq!(a[2].1.ts, None);
+        let mut keyed: Vec<_> = a.into_iter().chain(b).collect();
+        keyed.sort_by_key(|(key, _)| *key);
+        let texts: Vec<&str> = keyed.iter().map(|(_, l)| l.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "b0",
+                "continued before the first",
+                "a1",
+                "  at a stack frame",
+                "b2",
+                "a3"
+            ]
+        );
+    }
 
     #[test]
     fn since_in_the_future_is_refused_with_the_servers_time() {
