@@ -587,6 +587,9 @@ pub struct LogsAnalyzeParams {
     /// Templates to list (default 15; the rest are counted).
     #[serde(default)]
     pub max_templates: Option<usize>,
+    /// Skip this many templates, e.g. 15 to see the next page after the first 15.
+    #[serde(default)]
+    pub template_offset: Option<usize>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -701,6 +704,7 @@ impl Tool for LogsAnalyze {
         let truncation = truncation_note(&f.sources, tail);
         let opts = AnalyzeOptions {
             max_templates: p.max_templates.unwrap_or(15).clamp(1, 200),
+            template_offset: p.template_offset.unwrap_or(0),
             ..Default::default()
         };
         let analysis = analyze(&f.lines, &opts);
