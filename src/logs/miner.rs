@@ -1,8 +1,12 @@
 //! Online log template miner.
 //!
-//! Each message is split on whitespace and every token is classified as *variable* (it looks like a
-//! value: it holds a digit, is a long hex string, a quoted string, an absolute path, …) or
-//! *constant*. The masked token sequence is the message's *shape*.
+//! Each message is split on whitespace and every token is masked ([`mask_token`]): each run of
+//! word characters that holds a digit becomes `<*>` (`uid=0` → `uid=<*>`, `/data/part-7.log` →
+//! `/data/part-<*>.log`), a token left without any letter becomes a single `<*>` (a number, an
+//! address, a time), and so does a hex string of 12 or more characters. Nothing else is masked
+//! up front: a quoted string or a path without digits stays as it is, and becomes `<*>` only when
+//! messages that otherwise agree differ there (step 2). The masked token sequence is the
+//! message's *shape*.
 //!
 //! 1. **Exact shape cache.** Most lines of a real log repeat a shape that was already seen, so the
 //!    shape (masked tokens joined into one reusable buffer) is looked up in a hash map first. A hit
@@ -721,6 +725,20 @@ mod tests {
         for c in ["session", "opened", "RUNNING", "(uid", "user=", "deadbeef"] {
             assert!(!is_variable(c), "{c}");
         }
+    }
+
+    #[test]
+    fn quoted_strings_and_paths_are_masked_only_where_they_hold_digits() {
+        let masked = |t: &str| {
+            let mut s = String::new();
+            mask_token(t, &mut s);
+            s
+        };
+        assert_eq!(masked("\"orders\""), "\"orders\"");
+        assert_eq!(masked("/var/log/app.log"), "/var/log/app.log");
+        assert_eq!(masked("/data/part-7.log"), "/data/part-<*>.log");
+        // no letter left once `user42` is masked: the whole token is a variable
+        assert_eq!(masked("\"user42\""), "<*>");
     }
 
     #[test]
