@@ -865,6 +865,7 @@ pub(crate) fn log_insight(log: &ContainerLog) -> LogInsight {
         &AnalyzeOptions {
             max_templates: 5,
             buckets: 1,
+            ..Default::default()
         },
     );
     let order = [

@@ -41,6 +41,8 @@ impl LogLine {
 pub struct AnalyzeOptions {
     /// Templates listed at most (the rest are counted in `more_templates`).
     pub max_templates: usize,
+    /// Templates skipped before the listed ones, in the same order: a page further down.
+    pub template_offset: usize,
     /// Time buckets of the error rate.
     pub buckets: usize,
 }
@@ -49,6 +51,7 @@ impl Default for AnalyzeOptions {
     fn default() -> Self {
         AnalyzeOptions {
             max_templates: 15,
+            template_offset: 0,
             buckets: 10,
         }
     }
@@ -196,7 +199,10 @@ pub struct Analysis {
     pub error_rate: Vec<ErrorBucket>,
     /// Message templates, most severe first, then most frequent.
     pub templates: Vec<TemplateSummary>,
-    /// Templates not listed in `templates`.
+    /// Templates skipped before `templates` (the `template_offset` asked for).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub template_offset: usize,
+    /// Templates after the ones listed in `templates`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub more_templates: usize,
 }
@@ -942,6 +948,8 @@ pub fn analyze(lines: &[LogLine], opts: &AnalyzeOptions) -> Analysis {
             .then(b.count.cmp(&a.count))
             .then(a.template.cmp(&b.template))
     });
+    let template_offset = opts.template_offset.min(tlist.len());
+    tlist.drain(..template_offset);
     let more_templates = tlist.len().saturating_sub(opts.max_templates);
     tlist.truncate(opts.max_templates);
 
@@ -963,6 +971,7 @@ pub fn analyze(lines: &[LogLine], opts: &AnalyzeOptions) -> Analysis {
         first_error,
         error_rate: buckets(&stamped, opts.buckets),
         templates: tlist,
+        template_offset,
         more_templates,
     }
 }
@@ -1155,8 +1164,26 @@ impl Analysis {
                 counts.join(" ")
             );
         }
-        if !self.templates.is_empty() {
+        if self.template_offset > 0 {
+            let total = self.template_offset + self.templates.len() + self.more_templates;
+            if self.templates.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "(no templates after the first {}: there are {total})",
+                    self.template_offset
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "templates {}-{} of {total}:",
+                    self.template_offset + 1,
+                    self.template_offset + self.templates.len()
+                );
+            }
+        } else if !self.templates.is_empty() {
             let _ = writeln!(s, "top templates:");
+        }
+        if !self.templates.is_empty() {
             for t in &self.templates {
                 let _ = writeln!(
                     s,
@@ -1168,7 +1195,12 @@ impl Analysis {
             }
         }
         if self.more_templates > 0 {
-            let _ = writeln!(s, "({} more templates)", self.more_templates);
+            let _ = writeln!(
+                s,
+                "({} more templates: pass template_offset={})",
+                self.more_templates,
+                self.template_offset + self.templates.len()
+            );
         }
         s
     }
@@ -1471,16 +1503,71 @@ mod tests {
             &l,
             &AnalyzeOptions {
                 max_templates: 3,
-                buckets: 10,
+                ..Default::default()
             },
         );
         assert_eq!(a.templates.len(), 3);
         assert_eq!(a.templates[0].level, Level::Error);
         assert_eq!(a.templates[1].count, 30);
         assert!(a.more_templates > 0);
-        assert!(a
+        assert!(a.render().contains(&format!(
+            "({} more templates: pass template_offset=3)",
+            a.more_templates
+        )));
+    }
+
+    #[test]
+    fn template_offset_pages_through_all_templates_once() {
+        // 12 templates of distinct counts, so the order is fixed
+        let mut l = Vec::new();
+        for t in 0..12 {
+            let words = "w ".repeat(t + 1);
+            for _ in 0..(20 - t) {
+                l.push(LogLine::new("p/c", None, format!("INFO message {words}")));
+            }
+        }
+        let page = |offset| {
+            analyze(
+                &l,
+                &AnalyzeOptions {
+                    max_templates: 5,
+                    template_offset: offset,
+                    ..Default::default()
+                },
+            )
+        };
+        let all = analyze(&l, &AnalyzeOptions::default());
+        assert_eq!(all.templates.len(), 12);
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        loop {
+            let a = page(offset);
+            seen.extend(a.templates.iter().map(|t| t.template.clone()));
+            let r = a.render();
+            if a.more_templates == 0 {
+                assert!(!r.contains("more templates"), "{r}");
+                break;
+            }
+            offset += a.templates.len();
+            assert!(
+                r.contains(&format!("pass template_offset={offset})")),
+                "{r}"
+            );
+        }
+        let expected: Vec<String> = all.templates.iter().map(|t| t.template.clone()).collect();
+        assert_eq!(seen, expected);
+        let second = page(5).render();
+        assert!(second.contains("templates 6-10 of 12:"), "{second}");
+        assert!(
+            second.contains("(2 more templates: pass template_offset=10)"),
+            "{second}"
+        );
+        let past = page(40);
+        assert!(past.templates.is_empty());
+        assert_eq!((past.template_offset, past.more_templates), (12, 0));
+        assert!(past
             .render()
-            .contains(&format!("({} more templates)", a.more_templates)));
+            .contains("(no templates after the first 12: there are 12)"));
     }
 
     #[test]
@@ -1499,7 +1586,7 @@ mod tests {
             &l,
             &AnalyzeOptions {
                 max_templates: 15,
-                buckets: 10,
+                ..Default::default()
             },
         );
         assert_eq!(a.error_rate.len(), 10);

@@ -1,8 +1,12 @@
 //! Online log template miner.
 //!
-//! Each message is split on whitespace and every token is classified as *variable* (it looks like a
-//! value: it holds a digit, is a long hex string, a quoted string, an absolute path, …) or
-//! *constant*. The masked token sequence is the message's *shape*.
+//! Each message is split on whitespace and every token is masked ([`mask_token`]): each run of
+//! word characters that holds a digit becomes `<*>` (`uid=0` → `uid=<*>`, `/data/part-7.log` →
+//! `/data/part-<*>.log`), a token left without any letter becomes a single `<*>` (a number, an
+//! address, a time), and so does a hex string of 12 or more characters. Nothing else is masked
+//! up front: a quoted string or a path without digits stays as it is, and becomes `<*>` only when
+//! messages that otherwise agree differ there (step 2). The masked token sequence is the
+//! message's *shape*.
 //!
 //! 1. **Exact shape cache.** Most lines of a real log repeat a shape that was already seen, so the
 //!    shape (masked tokens joined into one reusable buffer) is looked up in a hash map first. A hit
@@ -19,7 +23,9 @@
 //!    with [`Miner::resolve`].
 //!
 //! Memory is bounded by `max_templates`: past it, the least recently used templates are evicted
-//! (a batch at a time) and the shape cache is cleared when it outgrows its own cap.
+//! (an eighth at a time, by a scan of the live templates only), and the shape cache is cleared
+//! when it outgrows its own cap. An evicted or merged template frees its slot and everything it
+//! held but 4 bytes for its id, so that ids handed out earlier still resolve.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -325,8 +331,10 @@ fn is_enum_word(tok: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || *c == b'_' || *c == b'-')
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Cluster {
+    /// The template's id, as handed out by [`Miner::add`].
+    id: u32,
     /// Template tokens; `<*>` marks a variable position.
     tokens: Vec<Box<str>>,
     /// Per position: a variable that has only ever held masked values (numbers, ids).
@@ -335,18 +343,37 @@ struct Cluster {
     bucket: (usize, Box<str>),
     count: u64,
     last_used: u64,
+    /// False for a free slot.
     alive: bool,
 }
+
+/// An entry of [`Miner::nodes`] with this bit set holds the slot of a live template.
+const LIVE: u32 = 1 << 31;
+/// The entry of an evicted template.
+const GONE: u32 = u32::MAX;
+/// Ids handed out at most (ids stay below [`LIVE`], slots below `LIVE - 1`).
+const MAX_IDS: u32 = LIVE - 1;
+/// Returned by [`Miner::add`] for a new template once [`MAX_IDS`] ids were handed out (4 bytes
+/// each: 8 GiB of them): an unknown id, without a template.
+pub const NO_ID: u32 = u32::MAX;
 
 /// Online, streaming template miner; see the module documentation for the algorithm.
 #[derive(Debug)]
 pub struct Miner {
     cfg: MinerConfig,
     masks: Vec<Regex>,
+    /// The live templates, in slots that are reused once freed, so never more than
+    /// `max_templates + 1` of them.
     clusters: Vec<Cluster>,
-    /// Union–find parent of each cluster id (itself when not merged away).
-    parent: Vec<u32>,
+    /// Free slots of `clusters`.
+    free: Vec<u32>,
+    /// Per id ever handed out: the id it was merged into (union–find parent), `LIVE | slot` for
+    /// a live template, or `GONE` once evicted. The only memory a template keeps after eviction
+    /// (4 bytes), so that old ids still resolve.
+    nodes: Vec<u32>,
+    /// Slots of the live templates by token count and first token, in order of creation.
     buckets: FastMap<(usize, Box<str>), Vec<u32>>,
+    /// Shape → id (possibly merged or evicted since).
     shapes: FastMap<Box<str>, u32>,
     live: usize,
     clock: u64,
@@ -366,7 +393,8 @@ impl Miner {
             cfg,
             masks,
             clusters: Vec::new(),
-            parent: Vec::new(),
+            free: Vec::new(),
+            nodes: Vec::new(),
             buckets: FastMap::default(),
             shapes: FastMap::default(),
             live: 0,
@@ -412,9 +440,8 @@ impl Miner {
         shape.clear();
         build_shape(content, &mut shape);
         if let Some(&id) = self.shapes.get(shape.as_str()) {
-            let root = self.find(id);
-            let c = &mut self.clusters[root as usize];
-            if c.alive {
+            if let (root, Some(slot)) = self.locate(id) {
+                let c = &mut self.clusters[slot];
                 c.count += 1;
                 c.last_used = self.clock;
                 self.shape_buf = shape;
@@ -429,10 +456,12 @@ impl Miner {
             shape.split(' ').collect()
         };
         let id = self.place(&toks);
-        if self.shapes.len() >= self.cfg.max_cached_shapes {
-            self.shapes.clear();
+        if id != NO_ID {
+            if self.shapes.len() >= self.cfg.max_cached_shapes {
+                self.shapes.clear();
+            }
+            self.shapes.insert(shape.as_str().into(), id);
         }
-        self.shapes.insert(shape.as_str().into(), id);
         self.shape_buf = shape;
         id
     }
@@ -444,19 +473,19 @@ impl Miner {
     fn place(&mut self, toks: &[&str]) -> u32 {
         let key = Self::bucket_key(toks);
         let mut best: Option<(u32, f64)> = None;
-        if let Some(ids) = self.buckets.get(&key) {
-            for &id in ids {
-                let c = &self.clusters[id as usize];
+        if let Some(slots) = self.buckets.get(&key) {
+            for &slot in slots {
+                let c = &self.clusters[slot as usize];
                 if let Some(sim) = similarity(c, toks) {
                     if sim >= self.cfg.sim_threshold && best.is_none_or(|(_, b)| sim > b) {
-                        best = Some((id, sim));
+                        best = Some((slot, sim));
                     }
                 }
             }
         }
         match best {
-            Some((id, _)) => {
-                let c = &mut self.clusters[id as usize];
+            Some((slot, _)) => {
+                let c = &mut self.clusters[slot as usize];
                 c.count += 1;
                 c.last_used = self.clock;
                 let mut changed = false;
@@ -478,116 +507,146 @@ impl Miner {
                     }
                 }
                 if changed {
-                    self.merge_equal(id)
-                } else {
-                    id
+                    self.merge_equal(slot, &key);
                 }
+                self.clusters[slot as usize].id
             }
             None => self.create(toks, key),
         }
     }
 
     fn create(&mut self, toks: &[&str], key: (usize, Box<str>)) -> u32 {
-        let id = self.clusters.len() as u32;
-        let tokens = toks.iter().map(|t| (*t).into()).collect();
-        let numeric = toks.iter().map(|t| *t == WILDCARD).collect();
-        self.clusters.push(Cluster {
-            tokens,
-            numeric,
+        let Some(id) = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|id| *id < MAX_IDS)
+        else {
+            return NO_ID;
+        };
+        let cluster = Cluster {
+            id,
+            tokens: toks.iter().map(|t| (*t).into()).collect(),
+            numeric: toks.iter().map(|t| *t == WILDCARD).collect(),
             bucket: key.clone(),
             count: 1,
             last_used: self.clock,
             alive: true,
-        });
-        self.parent.push(id);
-        self.buckets.entry(key).or_default().push(id);
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.clusters[slot as usize] = cluster;
+                slot
+            }
+            None => {
+                self.clusters.push(cluster);
+                // below `id`, so below MAX_IDS
+                (self.clusters.len() - 1) as u32
+            }
+        };
+        self.nodes.push(LIVE | slot);
+        self.buckets.entry(key).or_default().push(slot);
         self.live += 1;
         if self.live > self.cfg.max_templates {
-            self.evict(id);
+            self.evict(slot);
         }
         id
     }
 
-    /// After `id`'s template was generalised: fold every other template of its bucket that is now
-    /// identical (or fully covered by it) into it.
-    fn merge_equal(&mut self, id: u32) -> u32 {
-        let key = self.clusters[id as usize].bucket.clone();
-        let Some(ids) = self.buckets.get(&key) else {
-            return id;
+    /// Frees the slot of a template that is no longer live; `to` is what its id now points to
+    /// (the id it was merged into, or `GONE`). Returns its count and last use.
+    fn release(&mut self, slot: u32, to: u32) -> (u64, u64) {
+        let c = std::mem::take(&mut self.clusters[slot as usize]);
+        self.nodes[c.id as usize] = to;
+        self.free.push(slot);
+        self.live -= 1;
+        (c.count, c.last_used)
+    }
+
+    /// After the template in `slot` was generalised: fold every other template of its bucket
+    /// `key` that is now identical (or fully covered by it) into it.
+    fn merge_equal(&mut self, slot: u32, key: &(usize, Box<str>)) {
+        let Some(slots) = self.buckets.get(key) else {
+            return;
         };
-        let mut absorbed = Vec::new();
-        for &other in ids {
-            if other == id {
-                continue;
-            }
-            let a = &self.clusters[id as usize].tokens;
-            let b = &self.clusters[other as usize].tokens;
-            if a.iter()
-                .zip(b.iter())
-                .all(|(x, y)| &**x == WILDCARD || x == y)
-            {
-                absorbed.push(other);
-            }
-        }
+        let tokens = &self.clusters[slot as usize].tokens;
+        let absorbed: Vec<u32> = slots
+            .iter()
+            .copied()
+            .filter(|other| {
+                *other != slot
+                    && tokens
+                        .iter()
+                        .zip(self.clusters[*other as usize].tokens.iter())
+                        .all(|(x, y)| &**x == WILDCARD || x == y)
+            })
+            .collect();
         if absorbed.is_empty() {
-            return id;
+            return;
         }
+        let id = self.clusters[slot as usize].id;
         for &other in &absorbed {
-            let (cnt, last) = {
-                let o = &mut self.clusters[other as usize];
-                o.alive = false;
-                (o.count, o.last_used)
-            };
-            let c = &mut self.clusters[id as usize];
+            let (cnt, last) = self.release(other, id);
+            let c = &mut self.clusters[slot as usize];
             c.count += cnt;
             c.last_used = c.last_used.max(last);
-            self.parent[other as usize] = id;
-            self.live -= 1;
         }
-        if let Some(ids) = self.buckets.get_mut(&key) {
-            ids.retain(|i| !absorbed.contains(i));
+        if let Some(slots) = self.buckets.get_mut(key) {
+            slots.retain(|s| !absorbed.contains(s));
         }
-        id
     }
 
-    /// Evicts the least recently used eighth of the templates (never `keep`).
+    /// Evicts the least recently used eighth of the templates (never the one in `keep`). Scans
+    /// the slots only, that is the live templates and the few free slots.
     fn evict(&mut self, keep: u32) {
-        let mut live: Vec<(u64, u32)> = self
+        let mut lru: Vec<(u64, u32)> = self
             .clusters
             .iter()
-            .enumerate()
-            .filter(|(i, c)| c.alive && *i as u32 != keep)
-            .map(|(i, c)| (c.last_used, i as u32))
+            .zip(0u32..)
+            .filter(|(c, slot)| c.alive && *slot != keep)
+            .map(|(c, slot)| (c.last_used, slot))
             .collect();
-        let n = (self.cfg.max_templates / 8).max(1).min(live.len());
-        live.select_nth_unstable(n.saturating_sub(1));
-        for &(_, id) in &live[..n] {
-            let c = &mut self.clusters[id as usize];
-            c.alive = false;
-            c.tokens = Vec::new();
-            let key = c.bucket.clone();
-            if let Some(ids) = self.buckets.get_mut(&key) {
-                ids.retain(|i| *i != id);
-                if ids.is_empty() {
+        let n = (self.cfg.max_templates / 8).max(1).min(lru.len());
+        if n == 0 {
+            return;
+        }
+        lru.select_nth_unstable(n - 1);
+        for &(_, slot) in &lru[..n] {
+            let key = std::mem::take(&mut self.clusters[slot as usize].bucket);
+            self.release(slot, GONE);
+            if let Some(slots) = self.buckets.get_mut(&key) {
+                slots.retain(|s| *s != slot);
+                if slots.is_empty() {
                     self.buckets.remove(&key);
                 }
             }
-            self.live -= 1;
         }
     }
 
-    fn find(&self, mut id: u32) -> u32 {
-        while self.parent[id as usize] != id {
-            id = self.parent[id as usize];
+    /// The root `id` resolves to, and the slot of its template when it is live. `id` must have
+    /// been handed out.
+    #[inline]
+    fn locate(&self, mut id: u32) -> (u32, Option<usize>) {
+        loop {
+            match self.nodes[id as usize] {
+                GONE => return (id, None),
+                n if n & LIVE != 0 => return (id, Some((n & !LIVE) as usize)),
+                parent => id = parent,
+            }
         }
-        id
+    }
+
+    /// The live template of a handed-out id, resolved through merges.
+    fn cluster(&self, id: u32) -> Option<&Cluster> {
+        if id as usize >= self.nodes.len() {
+            return None;
+        }
+        self.locate(id).1.map(|slot| &self.clusters[slot])
     }
 
     /// The id a template id handed out earlier now resolves to (templates merge as they
     /// generalise). Unknown ids are returned unchanged.
     pub fn resolve(&self, id: u32) -> u32 {
-        if (id as usize) < self.parent.len() {
-            self.find(id)
+        if (id as usize) < self.nodes.len() {
+            self.locate(id).0
         } else {
             id
         }
@@ -596,28 +655,20 @@ impl Miner {
     /// The template text of `id` (resolved through merges), `<*>` marking variables; `None` for an
     /// unknown or evicted id.
     pub fn template(&self, id: u32) -> Option<String> {
-        let c = self.clusters.get(self.resolve(id) as usize)?;
-        if !c.alive {
-            return None;
-        }
-        Some(c.tokens.join(" "))
+        self.cluster(id).map(|c| c.tokens.join(" "))
     }
 
     /// How many messages the template `id` (resolved) has taken.
     pub fn count(&self, id: u32) -> u64 {
-        self.clusters
-            .get(self.resolve(id) as usize)
-            .filter(|c| c.alive)
-            .map_or(0, |c| c.count)
+        self.cluster(id).map_or(0, |c| c.count)
     }
 
     /// Live templates: (id, template, count), in order of creation.
     pub fn templates(&self) -> impl Iterator<Item = (u32, String, u64)> + '_ {
-        self.clusters
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.alive)
-            .map(|(i, c)| (i as u32, c.tokens.join(" "), c.count))
+        let mut live: Vec<&Cluster> = self.clusters.iter().filter(|c| c.alive).collect();
+        live.sort_by_key(|c| c.id);
+        live.into_iter()
+            .map(|c| (c.id, c.tokens.join(" "), c.count))
     }
 }
 
@@ -724,6 +775,20 @@ mod tests {
     }
 
     #[test]
+    fn quoted_strings_and_paths_are_masked_only_where_they_hold_digits() {
+        let masked = |t: &str| {
+            let mut s = String::new();
+            mask_token(t, &mut s);
+            s
+        };
+        assert_eq!(masked("\"orders\""), "\"orders\"");
+        assert_eq!(masked("/var/log/app.log"), "/var/log/app.log");
+        assert_eq!(masked("/data/part-7.log"), "/data/part-<*>.log");
+        // no letter left once `user42` is masked: the whole token is a variable
+        assert_eq!(masked("\"user42\""), "<*>");
+    }
+
+    #[test]
     fn same_shape_lines_share_a_template() {
         let mut m = Miner::new(MinerConfig::default());
         let a = m.add("Received block blk_1 of size 67108864 from 10.0.0.1");
@@ -802,6 +867,82 @@ mod tests {
         }
         assert!(m.len() <= 8, "{}", m.len());
         assert_eq!(m.template(keep).as_deref(), Some("alpha beta gamma"));
+    }
+
+    /// `n` as letters only (no digits, so nothing is masked): a, b, …, z, ba, bb, …
+    fn word(mut n: usize) -> String {
+        let mut w = Vec::new();
+        loop {
+            w.push(b'a' + (n % 26) as u8);
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+        }
+        w.reverse();
+        String::from_utf8(w).unwrap()
+    }
+
+    #[test]
+    fn an_endless_stream_of_new_templates_keeps_memory_bounded() {
+        let cfg = MinerConfig {
+            max_templates: 64,
+            max_cached_shapes: 500,
+            ..MinerConfig::default()
+        };
+        let mut m = Miner::new(cfg);
+        let first = m.add("zzz first template");
+        let mut last = first;
+        for i in 0..50_000 {
+            // a new first word each time: a new bucket, a new template
+            last = m.add(&format!("{} happened here", word(i)));
+            if i % 997 == 0 {
+                assert!(m.len() <= 64, "{}", m.len());
+                assert!(m.buckets.len() <= 64, "{}", m.buckets.len());
+                assert!(m.clusters.len() <= 65, "{}", m.clusters.len());
+                assert!(m.free.len() <= 65, "{}", m.free.len());
+                assert!(m.shapes.len() <= 500, "{}", m.shapes.len());
+                // free slots hold nothing
+                assert!(m
+                    .clusters
+                    .iter()
+                    .filter(|c| !c.alive)
+                    .all(|c| c.tokens.is_empty() && c.numeric.is_empty() && c.bucket.1.is_empty()));
+            }
+        }
+        // what stays per template ever seen: its id's 4-byte entry
+        assert_eq!(m.nodes.len(), 50_001);
+        assert_eq!(
+            m.template(last).unwrap(),
+            format!("{} happened here", word(49_999))
+        );
+        assert_eq!(m.template(first), None);
+        assert_eq!(m.resolve(first), first);
+        assert_eq!(m.count(first), 0);
+        assert_eq!(m.templates().count(), m.len());
+        // an evicted shape comes back as a new template
+        let again = m.add("zzz first template");
+        assert_ne!(again, first);
+        assert_eq!(m.template(again).unwrap(), "zzz first template");
+    }
+
+    #[test]
+    fn merged_templates_free_their_slots_for_new_ones() {
+        let mut m = Miner::new(MinerConfig::default());
+        let a = m.add("start one two three a b c d e");
+        let b = m.add("start uno dos tres a b c d e");
+        m.add("start one two tres a b c d e");
+        m.add("start uno two three a b c d e");
+        m.add("start one dos three a b c d e");
+        assert_eq!(m.resolve(b), a);
+        assert_eq!(m.free.len(), 1);
+        let c = m.add("something else entirely");
+        assert_eq!(m.free.len(), 0);
+        assert_eq!(m.clusters.len(), 2);
+        assert_eq!(m.template(c).unwrap(), "something else entirely");
+        assert_eq!(m.template(b).unwrap(), "start <*> <*> <*> a b c d e");
+        let ids: Vec<u32> = m.templates().map(|t| t.0).collect();
+        assert_eq!(ids, [a, c]);
     }
 
     #[test]

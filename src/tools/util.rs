@@ -171,16 +171,32 @@ pub fn age(since: Option<Timestamp>, now: Timestamp) -> String {
     }
 }
 
-/// Parses `30s`, `5m`, `2h`, `1d` (or a plain number of seconds).
+/// Longest duration [`parse_duration`] takes: ten years, far beyond any log or event retention,
+/// and far inside the range of a timestamp (so `now - duration` cannot overflow).
+pub const MAX_DURATION_SECS: i64 = 3650 * 86400;
+
+/// Parses `30s`, `5m`, `2h`, `1d` (or a plain number of seconds), at most
+/// [`MAX_DURATION_SECS`].
 pub fn parse_duration(s: &str) -> Result<i64, ToolError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| {
+    let too_long = || {
         ToolError::invalid(
-            format!("'{s}' is not a duration"),
-            "use e.g. 30s, 5m, 2h or 1d",
+            format!("duration '{s}' is too long"),
+            "the longest is 3650d (ten years); e.g. 30m, 2h or 7d",
         )
-    })?;
+    };
+    let n: i64 = match num.parse() {
+        Ok(n) => n,
+        // only digits, so the number is too big for an i64
+        Err(_) if !num.is_empty() => return Err(too_long()),
+        Err(_) => {
+            return Err(ToolError::invalid(
+                format!("'{s}' is not a duration"),
+                "use e.g. 30s, 5m, 2h or 1d",
+            ))
+        }
+    };
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -193,7 +209,9 @@ pub fn parse_duration(s: &str) -> Result<i64, ToolError> {
             ))
         }
     };
-    Ok(n * mult)
+    n.checked_mul(mult)
+        .filter(|secs| *secs <= MAX_DURATION_SECS)
+        .ok_or_else(too_long)
 }
 
 /// The label selector at `spec.selector` of a workload (matchLabels and matchExpressions) as
@@ -247,6 +265,7 @@ mod tests {
     fn durations_and_ages_are_human() {
         assert_eq!(parse_duration("5m").unwrap(), 300);
         assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_duration("3650d").unwrap(), MAX_DURATION_SECS);
         let now: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
         assert_eq!(
             age(Some("2026-01-01T00:00:00Z".parse().unwrap()), now),
@@ -256,5 +275,20 @@ mod tests {
             age(Some("2025-12-01T00:00:00Z".parse().unwrap()), now),
             "32d"
         );
+    }
+
+    #[test]
+    fn durations_too_long_for_the_arithmetic_are_refused_with_the_limit() {
+        for d in [
+            "99999999999999999d",
+            "3651d",
+            "99999999999999999999",
+            "9223372036854775807m",
+        ] {
+            let e = parse_duration(d).unwrap_err().to_string();
+            assert!(e.contains("too long") && e.contains("3650d"), "{d}: {e}");
+        }
+        let e = parse_duration("m").unwrap_err().to_string();
+        assert!(e.contains("not a duration"), "{e}");
     }
 }
