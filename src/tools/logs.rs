@@ -10,10 +10,9 @@ use kube::api::{Api, ListParams, LogParams};
 use kube::Client;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::read::{client, dyn_api, ensure_namespace, resolve_kind};
-use super::util::{check_name, check_namespace_name, parse_duration, ToolError};
+use super::util::{check_name, check_namespace_name, parse_duration, workload_selector, ToolError};
 use super::{Common, Ctx, Effect, Render, Tool, ToolMeta};
 use crate::logs::{analyze, Analysis, AnalyzeOptions, LogLine};
 
@@ -170,22 +169,12 @@ async fn select_pods(
                         ),
                     )
                 })?;
-            let labels = obj
-                .data
-                .pointer("/spec/selector/matchLabels")
-                .and_then(Value::as_object)
-                .cloned()
-                .ok_or_else(|| {
-                    ToolError::invalid(
-                        format!("{} '{name}' has no spec.selector.matchLabels", ar.kind),
-                        "pass label_selector instead",
-                    )
-                })?;
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
+            workload_selector(&obj.data).ok_or_else(|| {
+                ToolError::invalid(
+                    format!("{} '{name}' has no usable spec.selector", ar.kind),
+                    "pass label_selector instead",
+                )
+            })?
         }
         (None, Some(l)) => l.clone(),
         _ => unreachable!("exactly one selection was checked above"),
