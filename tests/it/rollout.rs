@@ -556,7 +556,6 @@ spec:
 
 #[tokio::test]
 async fn scale_and_wait_reports_increasing_progress_to_the_client() {
-    use rmcp::ServiceExt;
     let ns = TestNs::new("scaleprogress").await;
     web(&ns, 1).await;
     wait_for("web available", Duration::from_secs(60), || async {
@@ -564,31 +563,11 @@ async fn scale_and_wait_reports_increasing_progress_to_the_client() {
         (d.status?.available_replicas == Some(1)).then_some(())
     })
     .await;
-    let (c, s) = tokio::io::duplex(1 << 20);
-    let srv = crate::mcp::server(crate::mcp::permissive());
-    tokio::spawn(async move {
-        if let Ok(r) = srv.serve(s).await {
-            let _ = r.waiting().await;
-        }
-    });
-    let handler = crate::stack::ProgressClient::default();
-    let client = handler.clone().serve(c).await.unwrap();
     let args = json!({"name": "web", "namespace": ns.name, "replicas": "x4", "wait": true});
-    let mut params = rmcp::model::CallToolRequestParams::new("workload_scale")
-        .with_arguments(args.as_object().cloned().unwrap());
-    let mut meta = rmcp::model::RequestMetaObject(Default::default());
-    meta.set_progress_token(rmcp::model::ProgressToken(
-        rmcp::model::NumberOrString::Number(3),
-    ));
-    params.meta = Some(meta);
-    let r = client.call_tool(params).await.unwrap();
+    let (r, seen) =
+        crate::stack::call_with_progress(crate::mcp::permissive(), "workload_scale", args).await;
     let out = r.structured_content.clone().unwrap();
     assert_eq!(out["outcome"], "scaled, complete", "{out}");
-    let seen = wait_for("progress notifications", Duration::from_secs(5), || async {
-        let s = handler.seen.lock().unwrap().clone();
-        s.iter().any(|(p, t, _)| Some(*p) == *t).then_some(s)
-    })
-    .await;
     assert!(seen.iter().all(|(_, t, _)| *t == Some(4.0)), "{seen:?}");
     assert!(
         seen.windows(2).all(|w| w[0].0 < w[1].0),
@@ -597,5 +576,4 @@ async fn scale_and_wait_reports_increasing_progress_to_the_client() {
     let (last, _, msg) = seen.last().unwrap();
     assert_eq!(*last, 4.0, "{seen:?}");
     assert!(msg.contains("Deployment web: 4/4 updated"), "{msg}");
-    let _ = client.cancel().await;
 }

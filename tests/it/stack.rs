@@ -294,8 +294,8 @@ pub(crate) type Progress = (f64, Option<f64>, String);
 
 /// A client that records `notifications/progress`.
 #[derive(Clone, Default)]
-pub(crate) struct ProgressClient {
-    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Progress>>>,
+struct ProgressClient {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Progress>>>,
 }
 
 impl rmcp::ClientHandler for ProgressClient {
@@ -311,13 +311,16 @@ impl rmcp::ClientHandler for ProgressClient {
     }
 }
 
-#[tokio::test]
-async fn deploy_reports_rollout_progress_per_component_to_the_client() {
+/// Calls `tool` over MCP with a progress token and returns its result and every
+/// `notifications/progress` received (waiting until one reports progress == total).
+pub(crate) async fn call_with_progress(
+    policy: Policy,
+    tool: &'static str,
+    args: serde_json::Value,
+) -> (rmcp::model::CallToolResult, Vec<Progress>) {
     use rmcp::ServiceExt;
-    let ns = TestNs::new("stackprogress").await;
-    make_secret(&ns, &ALL_KEYS).await;
     let (c, s) = tokio::io::duplex(1 << 20);
-    let srv = crate::mcp::server(Policy::default());
+    let srv = crate::mcp::server(policy);
     tokio::spawn(async move {
         if let Ok(r) = srv.serve(s).await {
             let _ = r.waiting().await;
@@ -325,8 +328,7 @@ async fn deploy_reports_rollout_progress_per_component_to_the_client() {
     });
     let handler = ProgressClient::default();
     let client = handler.clone().serve(c).await.unwrap();
-    let args = json!({"namespace": ns.name, "values": values(json!({}))});
-    let mut params = rmcp::model::CallToolRequestParams::new("stack_deploy")
+    let mut params = rmcp::model::CallToolRequestParams::new(tool)
         .with_arguments(args.as_object().cloned().unwrap());
     let mut meta = rmcp::model::RequestMetaObject(Default::default());
     meta.set_progress_token(rmcp::model::ProgressToken(
@@ -334,18 +336,28 @@ async fn deploy_reports_rollout_progress_per_component_to_the_client() {
     ));
     params.meta = Some(meta);
     let r = client.call_tool(params).await.unwrap();
-    assert_eq!(
-        r.structured_content.as_ref().unwrap()["outcome"],
-        "ready",
-        "{}",
-        text(&r)
-    );
     let seen =
         crate::common::wait_for("progress notifications", Duration::from_secs(5), || async {
             let s = handler.seen.lock().unwrap().clone();
             s.iter().any(|(p, t, _)| Some(*p) == *t).then_some(s)
         })
         .await;
+    let _ = client.cancel().await;
+    (r, seen)
+}
+
+#[tokio::test]
+async fn deploy_reports_rollout_progress_per_component_to_the_client() {
+    let ns = TestNs::new("stackprogress").await;
+    make_secret(&ns, &ALL_KEYS).await;
+    let args = json!({"namespace": ns.name, "values": values(json!({}))});
+    let (r, seen) = call_with_progress(Policy::default(), "stack_deploy", args).await;
+    assert_eq!(
+        r.structured_content.as_ref().unwrap()["outcome"],
+        "ready",
+        "{}",
+        text(&r)
+    );
     // 1 frontend + 2 backend + 1 mcp replicas; progress counts available replicas.
     assert!(seen.iter().all(|(_, t, _)| *t == Some(4.0)), "{seen:?}");
     assert!(
