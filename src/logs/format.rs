@@ -549,6 +549,50 @@ fn match_field(
 mod tests {
     use super::*;
 
+    /// `after_ws_runs` one byte at a time.
+    fn after_ws_runs_naive(s: &[u8], n: usize) -> Option<usize> {
+        if n == 0 {
+            return Some(0);
+        }
+        let mut seen = 0;
+        let mut prev = false;
+        for (i, &c) in s.iter().enumerate() {
+            let ws = c <= b' ';
+            if ws && !prev {
+                seen += 1;
+                if seen == n {
+                    return Some(skip_ws(s, i));
+                }
+            }
+            prev = ws;
+        }
+        None
+    }
+
+    #[test]
+    fn whitespace_runs_are_counted_across_word_boundaries_like_byte_by_byte() {
+        // runs of every length placed at every offset of the 8-byte words, tabs and leading blanks
+        let mut lines = vec![String::new(), " ".into(), "a".into()];
+        for gap in 1..=10 {
+            for lead in 0..9 {
+                let sep = if gap % 3 == 0 { "\t" } else { " " }.repeat(gap);
+                let fields: Vec<String> = (0..12)
+                    .map(|i| "x".repeat((i * 7 + lead) % 11 + 1))
+                    .collect();
+                lines.push(format!("{}{}", " ".repeat(lead % 3), fields.join(&sep)));
+            }
+        }
+        for l in &lines {
+            for n in 0..15 {
+                assert_eq!(
+                    after_ws_runs(l.as_bytes(), n),
+                    after_ws_runs_naive(l.as_bytes(), n),
+                    "{l:?} n={n}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn format_extracts_named_fields() {
         let f = LogFormat::parse("<Date> <Time> <Pid> <Level> <Component>: <Content>").unwrap();
