@@ -678,6 +678,17 @@ pub struct RolloutFacts {
 
 /// The verdict and its reason in one sentence.
 pub fn verdict(f: &RolloutFacts) -> (Verdict, String) {
+    // Paused is the spec's own word: nothing rolls while it holds, whether or not the
+    // controller has caught up with the pause yet.
+    if f.paused {
+        return (
+            Verdict::Paused,
+            format!(
+                "paused with {}/{} updated; rollout_resume continues it",
+                f.updated, f.desired
+            ),
+        );
+    }
     if f.observed_generation < f.generation {
         return (
             Verdict::Progressing,
@@ -698,15 +709,6 @@ pub fn verdict(f: &RolloutFacts) -> (Verdict, String) {
     }
     if let Some(msg) = &f.replica_failure {
         return (Verdict::Failed, format!("ReplicaFailure: {msg}"));
-    }
-    if f.paused {
-        return (
-            Verdict::Paused,
-            format!(
-                "paused with {}/{} updated; rollout_resume continues it",
-                f.updated, f.desired
-            ),
-        );
     }
     let done = f.updated >= f.desired
         && f.current <= f.desired
@@ -1007,6 +1009,13 @@ mod tests {
             ..moving
         };
         assert_eq!(verdict(&paused).0, Verdict::Paused);
+        // Just paused, before the controller has seen the new generation: still paused.
+        let just_paused = RolloutFacts {
+            paused: true,
+            generation: 3,
+            ..base.clone()
+        };
+        assert_eq!(verdict(&just_paused).0, Verdict::Paused);
         let unobserved = RolloutFacts {
             generation: 3,
             ..base

@@ -770,3 +770,48 @@ spec:
     assert_eq!(t["tool_calls"][1]["ok"], true, "{t}");
     assert_eq!(image().await, "nginx:1.25");
 }
+
+#[tokio::test]
+async fn ask_applies_the_namespace_allow_list_like_serve() {
+    let ns = TestNs::new("askns").await;
+    let fake = Fake::start(vec![
+        Reply::Calls(vec![
+            (
+                "call_out",
+                "pods_list",
+                json!({"namespace": "kube-system"}).to_string(),
+            ),
+            (
+                "call_in",
+                "pods_list",
+                json!({"namespace": ns.name}).to_string(),
+            ),
+        ]),
+        Reply::Answer("Only my namespace is visible."),
+    ])
+    .await;
+    let r = ask(
+        Some(&fake),
+        &["--namespaces", &ns.name, "--json", "list the pods"],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let msgs: std::collections::HashMap<String, String> =
+        tool_messages(&fake.requests()[1]).into_iter().collect();
+    assert!(
+        msgs["call_out"].contains("outside the server's --namespaces allow-list"),
+        "{}",
+        msgs["call_out"]
+    );
+    assert!(!msgs["call_in"].contains("refused"), "{}", msgs["call_in"]);
+    let t = r.transcript();
+    assert_eq!(t["tool_calls"][0]["ok"], false, "{t}");
+    assert_eq!(t["tool_calls"][1]["ok"], true, "{t}");
+}
+
+#[tokio::test]
+async fn ask_refuses_yes_without_allow_writes() {
+    let r = ask(None, &["--yes", "scale the frontend"]).await;
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--allow-writes"), "{}", r.stderr);
+}
