@@ -473,6 +473,23 @@ impl<'a> Ctx<'a> {
         out
     }
 
+    /// (ready, not ready) addresses of a Service's Endpoints; `None` when there is no
+    /// Endpoints object for it.
+    pub fn endpoint_counts(&self, ns: &str, svc: &str) -> Option<(usize, usize)> {
+        let ep = self
+            .snap
+            .endpoints
+            .iter()
+            .find(|e| ns_of(&e.metadata) == ns && name_of(&e.metadata) == svc)?;
+        let count = |f: fn(&k8s_openapi::api::core::v1::EndpointSubset) -> usize| -> usize {
+            ep.subsets.iter().flatten().map(f).sum()
+        };
+        Some((
+            count(|s| s.addresses.as_ref().map_or(0, Vec::len)),
+            count(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len)),
+        ))
+    }
+
     fn ingresses_to(&self, ns: &str, svc: &str) -> Vec<String> {
         self.snap
             .ingresses

@@ -644,6 +644,27 @@ fn finish(ctx: &Ctx, all: Vec<Finding>) -> Vec<Finding> {
     });
     for f in &mut findings {
         f.exposed_by = ctx.exposure(&f.object);
+        // A workload failure that leaves a Service with no ready endpoint takes the Service down:
+        // say so first (the pods are there but unready, or gone).
+        if f.object.kind != "Service" {
+            let down: Vec<String> = f
+                .exposed_by
+                .iter()
+                .filter_map(|e| e.strip_prefix("Service/"))
+                .filter_map(|svc| {
+                    let (ready, unready) = ctx.endpoint_counts(&f.object.namespace, svc)?;
+                    (ready == 0).then(|| {
+                        format!(
+                            "Service {svc} has no ready endpoint ({unready} not ready): it is down"
+                        )
+                    })
+                })
+                .collect();
+            for line in down.into_iter().rev() {
+                f.evidence.insert(0, line);
+            }
+            f.evidence.truncate(MAX_EVIDENCE);
+        }
     }
     findings.sort_by(|a, b| {
         a.severity

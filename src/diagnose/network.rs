@@ -117,18 +117,7 @@ pub(crate) fn service_without_endpoints(ctx: &Ctx) -> Vec<Finding> {
             fmt_labels(sel)
         ))
         .evidence(format!("spec.selector = {}", fmt_labels(sel)));
-        if let Some(ep) = ctx
-            .snap
-            .endpoints
-            .iter()
-            .find(|e| ns_of(&e.metadata) == ns && name_of(&e.metadata) == name)
-        {
-            let n: usize = ep
-                .subsets
-                .iter()
-                .flatten()
-                .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
-                .sum();
+        if let Some((n, _)) = ctx.endpoint_counts(ns, name) {
             f = f.evidence(format!("Endpoints {name}: {n} ready addresses"));
         }
         match best {

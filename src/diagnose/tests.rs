@@ -1147,3 +1147,33 @@ fn a_namespace_scope_ignores_a_broken_node_its_pods_do_not_use() {
     retain_nodes_in_use(&mut r);
     assert!(r.findings.is_empty(), "{}", r.render());
 }
+
+#[test]
+fn a_failing_workload_that_leaves_its_service_without_ready_endpoints_says_the_service_is_down() {
+    let mut s = snap();
+    workload(&mut s, "web", 2, |p| {
+        p.readiness_http("/healthz", 8000)
+            .port(8000, "http")
+            .unready(900)
+    });
+    s.services
+        .push(service("web", &[("app", "web")], json!("http")));
+    s.endpoints.push(from_json(json!({"metadata": {"name": "web", "namespace": NS},
+        "subsets": [{"notReadyAddresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"port": 8000}]}]})));
+    let r = diagnose(&s);
+    let f = find(&r, 8);
+    assert_eq!(
+        f.evidence[0], "Service web has no ready endpoint (2 not ready): it is down",
+        "{:?}",
+        f.evidence
+    );
+    // With one ready address the Service still serves: no such line.
+    s.endpoints[0] = from_json(json!({"metadata": {"name": "web", "namespace": NS},
+        "subsets": [{"addresses": [{"ip": "10.0.0.3"}], "notReadyAddresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 8000}]}]}));
+    let r = diagnose(&s);
+    assert!(
+        !find(&r, 8).evidence.iter().any(|e| e.contains("is down")),
+        "{:?}",
+        find(&r, 8).evidence
+    );
+}
