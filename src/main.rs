@@ -115,6 +115,10 @@ enum Command {
         /// Print the structured report as JSON.
         #[arg(long)]
         json: bool,
+        /// Exit with code 3 when a finding of this severity or worse is reported (for CI and
+        /// scripts): critical or warning. Without it the exit code is 0 whenever the diagnosis ran.
+        #[arg(long, value_parser = ["critical", "warning"])]
+        fail_on: Option<String>,
     },
     /// Ask in plain language: a model (OpenAI-compatible API) answers with the tools. Read-only
     /// unless --allow-writes; every write is shown and needs approval.
@@ -435,29 +439,42 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             no_logs,
             max,
             json,
+            fail_on,
         } => {
             let args = serde_json::json!({"namespace": namespace, "name": name, "kind": kind,
                 "include_logs": !no_logs, "max_findings": max});
             let args = strip_nulls(args);
-            match registry.call(&ctx, "diagnose", args).await {
-                Ok(out) if json => {
-                    println!("{}", serde_json::to_string_pretty(&out.structured)?);
-                    Ok(std::process::ExitCode::SUCCESS)
-                }
-                Ok(out) => {
-                    let colour =
-                        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                    print!(
-                        "{}",
-                        if colour {
-                            colourise(&out.text)
-                        } else {
-                            out.text
-                        }
-                    );
-                    Ok(std::process::ExitCode::SUCCESS)
-                }
-                Err(e) => print_result(Err(e)),
+            let out = match registry.call(&ctx, "diagnose", args).await {
+                Ok(out) => out,
+                Err(e) => return print_result(Err(e)),
+            };
+            // Findings are ranked worst first.
+            let worst = out.structured["findings"][0]["severity"].as_str();
+            let failed = matches!(
+                (fail_on.as_deref(), worst),
+                (Some("critical"), Some("critical"))
+                    | (Some("warning"), Some("critical" | "warning"))
+            );
+            let code = if failed {
+                std::process::ExitCode::from(3)
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out.structured)?);
+                Ok(code)
+            } else {
+                let colour =
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                print!(
+                    "{}",
+                    if colour {
+                        colourise(&out.text)
+                    } else {
+                        out.text
+                    }
+                );
+                Ok(code)
             }
         }
         Command::Ask(a) => ask(&registry, &ctx, a).await,

@@ -276,6 +276,17 @@ async fn a_bad_release_is_diagnosed_and_the_suggested_call_brings_it_back() {
             .then_some(out)
     })
     .await;
+    // For CI: --fail-on critical turns the crash loop into exit code 3.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_aiops-mcp"))
+        .args(["diagnose", "-n", &ns.name, "--fail-on", "critical", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        cli.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&cli.stdout)
+    );
     let f = &out.structured["findings"][0];
     assert_eq!(f["object"]["name"], "todo-backend", "{}", out.text);
     assert_eq!(f["severity"], "critical", "{}", out.text);
@@ -411,11 +422,11 @@ spec:
 
     // The CLI prints the same report.
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_aiops-mcp"))
-        .args(["diagnose", "-n", &ns.name])
+        .args(["diagnose", "-n", &ns.name, "--fail-on", "warning"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&cli.stdout);
-    assert!(cli.status.success(), "{stdout}");
+    assert!(cli.status.success(), "healthy, so --fail-on passes: {stdout}");
     assert!(
         stdout.starts_with(&format!("Diagnosis of namespace {}", ns.name)),
         "{stdout}"
