@@ -180,8 +180,10 @@ struct StackTarget {
 }
 
 /// The command line, with argv[0] dispatch: invoked as `kubectl-aiops` (kubectl's plugin name),
-/// `kubectl aiops "why is the backend crashing?"` means `aiops-mcp ask "…"`, while a first
-/// argument that is a subcommand (`kubectl aiops serve`) keeps its meaning.
+/// `kubectl aiops "why is the backend crashing?"` means `aiops-mcp ask "…"`, while a command
+/// line that is already valid (`kubectl aiops serve`, `kubectl aiops --read-only tools`) keeps
+/// its meaning; one that starts like a subcommand but is not one (`kubectl aiops check pods
+/// please`) is a question.
 fn parse_cli() -> Cli {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let plugin = args
@@ -195,15 +197,25 @@ fn parse_cli() -> Cli {
     let cmd = Cli::command()
         .name("kubectl-aiops")
         .bin_name("kubectl aiops");
-    let keep = match args.get(1).and_then(|a| a.to_str()) {
-        None => true,
-        Some(first) => {
-            matches!(first, "-h" | "--help" | "-V" | "--version" | "help")
-                || cmd.get_subcommands().any(|s| s.get_name() == first)
+    if args.len() > 1 {
+        match cmd.clone().try_get_matches_from(&args) {
+            Ok(m) => return Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayHelp
+                        | clap::error::ErrorKind::DisplayVersion
+                        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) =>
+            {
+                e.exit()
+            }
+            Err(_) => {
+                // Not a valid command line: the words are a question (global flags such as
+                // `--context prod` are global, so they may follow `ask`).
+                args.insert(1, "ask".into());
+            }
         }
-    };
-    if !keep {
-        args.insert(1, "ask".into());
     }
     let matches = cmd.get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())

@@ -555,8 +555,29 @@ async fn kubectl_aiops_plugin_asks_and_keeps_subcommands() {
     let r = run_program(link.to_str().unwrap(), &[], None, &["tools"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("pods_list"), "{}", r.stdout);
+    let r = run_program(link.to_str().unwrap(), &[], None, &["--read-only", "tools"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("pods_list") && !r.stdout.contains("rollout_undo"),
+        "{}",
+        r.stdout
+    );
     let r = run_program(link.to_str().unwrap(), &[], None, &["--help"]).await;
     assert!(r.stdout.contains("kubectl aiops"), "{}", r.stdout);
+    // Words that start like a subcommand but are not a valid one are a question.
+    let fake = Fake::start(vec![Reply::Answer("Two pods are pending.")]).await;
+    let r = run_program(
+        link.to_str().unwrap(),
+        &[],
+        Some(&fake),
+        &["check", "the", "pods", "in", "todo-app"],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        fake.requests()[0]["messages"][1]["content"],
+        "check the pods in todo-app"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

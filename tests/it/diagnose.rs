@@ -278,7 +278,14 @@ async fn a_bad_release_is_diagnosed_and_the_suggested_call_brings_it_back() {
     .await;
     // For CI: --fail-on critical turns the crash loop into exit code 3.
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_aiops-mcp"))
-        .args(["diagnose", "-n", &ns.name, "--fail-on", "critical", "--json"])
+        .args([
+            "diagnose",
+            "-n",
+            &ns.name,
+            "--fail-on",
+            "critical",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(
@@ -426,7 +433,10 @@ spec:
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&cli.stdout);
-    assert!(cli.status.success(), "healthy, so --fail-on passes: {stdout}");
+    assert!(
+        cli.status.success(),
+        "healthy, so --fail-on passes: {stdout}"
+    );
     assert!(
         stdout.starts_with(&format!("Diagnosis of namespace {}", ns.name)),
         "{stdout}"
