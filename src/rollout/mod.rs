@@ -155,18 +155,56 @@ pub fn deployment_history(dep: &Deployment, replica_sets: &[ReplicaSet]) -> Vec<
         .or_else(|| revs.last().map(|x| x.revision));
     for r in &mut revs {
         r.current = Some(r.revision) == cur;
-        if let Some(p) = r.pods {
-            r.healthy = if p.desired > 0 && p.available >= p.desired {
-                Some(true)
-            } else if r.current && p.desired > 0 {
-                Some(false)
-            } else {
-                None
-            };
-        }
+        r.healthy = r.pods.and_then(|p| health(p, r.current));
     }
     fill_changes(&mut revs);
     revs
+}
+
+/// Healthy when all desired replicas of the revision are available; for the current revision
+/// short of that, not healthy; otherwise (an old revision scaled to 0) unknown.
+fn health(p: RevisionPods, current: bool) -> Option<bool> {
+    if p.desired > 0 && p.available >= p.desired {
+        Some(true)
+    } else if current && p.desired > 0 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The pods of a StatefulSet's or DaemonSet's current revision, from its status (as JSON):
+/// while a rollout is under way only the updated pods count as the current revision's.
+pub fn controller_pods(obj: &Value) -> Option<RevisionPods> {
+    let st = obj.get("status")?;
+    let int = |v: &Value| v.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0);
+    let (desired, updated, ready, available) = match obj["kind"].as_str()? {
+        "StatefulSet" => {
+            let ready = int(&st["readyReplicas"]);
+            let complete =
+                st["currentRevision"].is_string() && st["currentRevision"] == st["updateRevision"];
+            let desired = obj["spec"]["replicas"].as_i64().map_or(1, |n| n as i32);
+            let updated = if complete {
+                desired
+            } else {
+                int(&st["updatedReplicas"])
+            };
+            let available = st.get("availableReplicas").map_or(ready, int);
+            (desired, updated, ready, available)
+        }
+        "DaemonSet" => (
+            int(&st["desiredNumberScheduled"]),
+            int(&st["updatedNumberScheduled"]),
+            int(&st["numberReady"]),
+            int(&st["numberAvailable"]),
+        ),
+        _ => return None,
+    };
+    Some(RevisionPods {
+        desired,
+        ready: ready.min(updated),
+        available: available.min(updated),
+    })
 }
 
 /// Revisions of a StatefulSet or DaemonSet, oldest first, from its ControllerRevisions.
@@ -175,6 +213,7 @@ pub fn deployment_history(dep: &Deployment, replica_sets: &[ReplicaSet]) -> Vec<
 pub fn controller_history(
     owner_uid: &str,
     current_name: Option<&str>,
+    current_pods: Option<RevisionPods>,
     revisions: &[ControllerRevision],
 ) -> Vec<Revision> {
     let mut revs: Vec<Revision> = revisions
@@ -206,6 +245,10 @@ pub fn controller_history(
             Some(n) => r.source.ends_with(&format!("/{n}")),
             None => Some(r.revision) == newest,
         };
+        if r.current {
+            r.pods = current_pods;
+            r.healthy = current_pods.and_then(|p| health(p, true));
+        }
     }
     fill_changes(&mut revs);
     revs
@@ -922,13 +965,29 @@ mod tests {
             }))
             .unwrap()
         };
+        let sts = json!({"kind": "StatefulSet", "spec": {"replicas": 3},
+            "status": {"readyReplicas": 3, "currentRevision": "db-1", "updateRevision": "db-1"}});
         let h = controller_history(
             "s1",
             Some("db-1"),
+            controller_pods(&sts),
             &[cr("db-2", 2, "pg:16"), cr("db-1", 1, "pg:15")],
         );
         assert_eq!(h.len(), 2);
         assert!(h[0].current && !h[1].current);
+        assert_eq!(
+            h[0].healthy,
+            Some(true),
+            "all 3 ready on the current revision"
+        );
+        assert_eq!(h[1].healthy, None);
+        // Mid-rollout with the one updated pod not ready: the current revision is not healthy.
+        let rolling = json!({"kind": "StatefulSet", "spec": {"replicas": 3},
+            "status": {"readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "db-1", "updateRevision": "db-2"}});
+        let p = controller_pods(&rolling).unwrap();
+        assert_eq!((p.desired, p.ready, p.available), (3, 1, 1));
+        let ds = json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberReady": 2, "numberAvailable": 2}});
+        assert_eq!(controller_pods(&ds).map(|p| p.available), Some(2));
         assert_eq!(h[1].changes, vec!["image db: pg:15 → pg:16".to_string()]);
     }
 

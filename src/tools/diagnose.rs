@@ -299,26 +299,39 @@ fn histories_of(
                 .collect(),
         });
     }
-    for (kind, meta, current) in stateful_sets
+    for (kind, meta, current, obj) in stateful_sets
         .iter()
         .map(|s| {
             (
                 "StatefulSet",
                 &s.metadata,
                 s.status.as_ref().and_then(|st| st.update_revision.clone()),
+                serde_json::to_value(s).unwrap_or_default(),
             )
         })
-        .chain(daemon_sets.iter().map(|d| ("DaemonSet", &d.metadata, None)))
+        .chain(daemon_sets.iter().map(|d| {
+            (
+                "DaemonSet",
+                &d.metadata,
+                None,
+                serde_json::to_value(d).unwrap_or_default(),
+            )
+        }))
     {
         let uid = meta.uid.clone().unwrap_or_default();
         histories.push(WorkloadHistory {
             kind: kind.into(),
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
-            revisions: controller_history(&uid, current.as_deref(), revisions)
-                .iter()
-                .map(revision_info)
-                .collect(),
+            revisions: controller_history(
+                &uid,
+                current.as_deref(),
+                crate::rollout::controller_pods(&obj),
+                revisions,
+            )
+            .iter()
+            .map(revision_info)
+            .collect(),
         });
     }
     histories

@@ -181,7 +181,12 @@ async fn history(l: &Loaded) -> Result<Vec<Revision>, ToolError> {
                 })?;
             let uid = l.obj["metadata"]["uid"].as_str().unwrap_or_default();
             let current = l.obj["status"]["updateRevision"].as_str();
-            Ok(controller_history(uid, current, &crs.items))
+            Ok(controller_history(
+                uid,
+                current,
+                rollout::controller_pods(&l.obj),
+                &crs.items,
+            ))
         }
         Kind::ReplicaSet => Ok(vec![]),
     }

@@ -480,6 +480,16 @@ spec:
     );
     let st = call("rollout_status", wait).await;
     assert_eq!(st.structured["verdict"], "complete", "{}", st.text);
+    // The revision it runs again, all replicas ready: marked healthy.
+    let h = call("rollout_history", w.clone()).await;
+    let current: Vec<&Value> = h.structured["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1, "{}", h.text);
+    assert_eq!(current[0]["healthy"], true, "{}", h.text);
 }
 
 #[tokio::test]
