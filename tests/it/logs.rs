@@ -88,6 +88,35 @@ async fn logs_analyze_names_the_exception_first_error_and_causes_across_a_worklo
         "{read:?}"
     );
     assert!(s["analysis"]["exceptions"][0]["count"].as_u64().unwrap() >= 1);
+    // The Go panic of the crashed instance is grouped as one, with its language and type.
+    let panic = s["analysis"]["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["language"] == "go")
+        .unwrap_or_else(|| panic!("no Go exception: {t}"));
+    assert_eq!(panic["exception_type"], "panic", "{t}");
+    assert!(
+        panic["sources"][0].as_str().unwrap().starts_with("crashy-"),
+        "{t}"
+    );
+    // The first error is timed, comes from a source that was read, and nothing in the merged
+    // logs that the analysis counts as an error is older.
+    let fe = &s["analysis"]["first_error"];
+    let fe_ts: jiff::Timestamp = fe["ts"].as_str().unwrap().parse().unwrap();
+    assert!(
+        read.contains(&fe["source"].as_str().unwrap().to_string()),
+        "{fe}"
+    );
+    for b in s["analysis"]["error_rate"].as_array().unwrap() {
+        if b["errors"].as_u64().unwrap() > 0 {
+            let end: jiff::Timestamp = b["end"].as_str().unwrap().parse().unwrap();
+            assert!(
+                end >= fe_ts,
+                "an error bucket ends before the first error: {b} vs {fe}"
+            );
+        }
+    }
     assert!(
         t.len() < 6000,
         "analysis should be compact, got {} bytes",
