@@ -517,6 +517,18 @@ pub fn event(kind: &str, name: &str, reason: &str, msg: &str) -> EventB {
     })
 }
 
+/// The kubelet's BackOff warning for container `app` of `pod`, seen `count` times.
+pub fn backoff(pod: &str, count: i32) -> Event {
+    event(
+        "Pod",
+        pod,
+        "BackOff",
+        "Back-off restarting failed container app",
+    )
+    .count(count)
+    .build()
+}
+
 impl EventB {
     pub fn normal(mut self) -> Self {
         self.0.type_ = Some("Normal".into());

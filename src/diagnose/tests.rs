@@ -90,16 +90,7 @@ fn crash_loop_after_new_revision_suggests_undo_to_last_healthy_revision() {
             "KeyError: 'DATABASE_URL'",
         ],
     ));
-    s.events.push(
-        event(
-            "Pod",
-            "backend-abc-0",
-            "BackOff",
-            "Back-off restarting failed container app",
-        )
-        .count(12)
-        .build(),
-    );
+    s.events.push(backoff("backend-abc-0", 12));
     let r = diagnose(&s);
     let f = find(&r, 1);
     assert_eq!(f.severity, Severity::Critical);
@@ -150,16 +141,7 @@ fn a_revision_that_ran_for_hours_before_crashing_is_not_rolled_back() {
             ),
         ],
     ));
-    s.events.push(
-        event(
-            "Pod",
-            "backend-abc-0",
-            "BackOff",
-            "Back-off restarting failed container app",
-        )
-        .count(9)
-        .build(),
-    );
+    s.events.push(backoff("backend-abc-0", 9));
     let r = diagnose(&s);
     let f = find(&r, 1);
     assert_eq!(f.severity, Severity::Critical);
@@ -1052,16 +1034,7 @@ fn render_of_1000_pods_with_30_crash_loops_in_3_workloads_fits_3_kb() {
                     "KeyError: 'DATABASE_URL'",
                 ],
             ));
-            s.events.push(
-                event(
-                    "Pod",
-                    &format!("{name}-abc-{i}"),
-                    "BackOff",
-                    "Back-off restarting failed container app",
-                )
-                .count(20 + i)
-                .build(),
-            );
+            s.events.push(backoff(&format!("{name}-abc-{i}"), 20 + i));
         }
         s.services.push(service(name, &[("app", name)], json!(80)));
     }
