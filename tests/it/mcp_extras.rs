@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use aiops_mcp::mcp::AiopsServer;
 use aiops_mcp::policy::Policy;
+use aiops_mcp::tools::Registry;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, GetPromptRequestParams, Implementation, LoggingLevel,
     LoggingMessageNotificationParam, ReadResourceRequestParams, ResourceUpdatedNotificationParam,
@@ -416,4 +417,54 @@ async fn logging_reports_cluster_changes_at_the_level_the_client_set() {
     call(&client, "resources_apply", json!({"manifest": cm("3")})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(logs(&mut rx).is_empty());
+}
+
+#[tokio::test]
+async fn subscribed_stack_status_is_updated_when_a_component_scales() {
+    let ns = TestNs::new("substack").await;
+    crate::stack::make_secret(&ns, &crate::stack::ALL_KEYS).await;
+    let r = Registry::new()
+        .call(
+            &crate::rollout::ctx(),
+            "stack_deploy",
+            json!({"namespace": ns.name, "values": crate::stack::values(json!({}))}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.structured["outcome"], "ready", "{}", r.text);
+    let (client, _session, mut rx) = connect(Policy::default()).await;
+    let uri = format!("k8s://-/namespaces/{}/stack/todo", ns.name);
+    let before = read(&client, &uri).await.unwrap();
+    assert!(before.contains("frontend healthy: 1/1"), "{before}");
+    client
+        .subscribe(SubscribeRequestParams::new(&uri))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_update(&mut rx, &uri, Duration::from_secs(4)).await,
+        None,
+        "updated without a change"
+    );
+    Registry::new()
+        .call(
+            &crate::rollout::ctx(),
+            "workload_scale",
+            json!({"namespace": ns.name, "name": "todo-frontend", "replicas": 2}),
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let text = loop {
+        let left = Duration::from_secs(60).saturating_sub(start.elapsed());
+        assert!(
+            next_update(&mut rx, &uri, left).await.is_some(),
+            "no update within 60 s after the scale; last read:\n{}",
+            read(&client, &uri).await.unwrap_or_default()
+        );
+        let t = read(&client, &uri).await.unwrap();
+        if t.contains("frontend healthy: 2/2") {
+            break t;
+        }
+    };
+    assert!(text.contains("backend healthy"), "{text}");
 }

@@ -13,7 +13,7 @@ use crate::common::TestNs;
 use crate::mcp::{call, connect, connect_with, text};
 
 /// Quick probes and a short progress deadline so rollouts settle in seconds.
-fn values(extra: Value) -> Value {
+pub(crate) fn values(extra: Value) -> Value {
     let mut v = json!({
         "progressDeadlineSeconds": 20,
         "frontend": {"replicas": 1},
@@ -24,7 +24,7 @@ fn values(extra: Value) -> Value {
     v
 }
 
-async fn make_secret(ns: &TestNs, keys: &[&str]) {
+pub(crate) async fn make_secret(ns: &TestNs, keys: &[&str]) {
     let data: serde_json::Map<String, Value> = keys
         .iter()
         .map(|k| (k.to_string(), json!(format!("value-of-{k}"))))
@@ -38,7 +38,7 @@ async fn make_secret(ns: &TestNs, keys: &[&str]) {
         .unwrap();
 }
 
-const ALL_KEYS: [&str; 4] = [
+pub(crate) const ALL_KEYS: [&str; 4] = [
     "DATABASE_URL",
     "BETTER_AUTH_SECRET",
     "BETTER_AUTH_URL",
