@@ -173,37 +173,78 @@ fn health(p: RevisionPods, current: bool) -> Option<bool> {
     }
 }
 
+/// Replica counts of a workload as its status reports them (`kubectl rollout status` reads the
+/// same): for a Deployment, ReplicaSet, StatefulSet or DaemonSet given as JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub desired: i32,
+    pub current: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+}
+
+/// [`StatusCounts`] of `obj`, a `kind` (Deployment, ReplicaSet, StatefulSet, DaemonSet).
+pub fn status_counts(kind: &str, obj: &Value) -> Option<StatusCounts> {
+    let st = &obj["status"];
+    let int = |v: &Value| v.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0);
+    let replicas = obj["spec"]["replicas"].as_i64().map_or(1, |n| n as i32);
+    Some(match kind {
+        "Deployment" | "ReplicaSet" => StatusCounts {
+            desired: replicas,
+            current: int(&st["replicas"]),
+            updated: int(if kind == "ReplicaSet" {
+                &st["replicas"]
+            } else {
+                &st["updatedReplicas"]
+            }),
+            ready: int(&st["readyReplicas"]),
+            available: int(&st["availableReplicas"]),
+        },
+        "StatefulSet" => {
+            // Before 1.22 StatefulSet status has no availableReplicas: ready counts as available.
+            let ready = int(&st["readyReplicas"]);
+            StatusCounts {
+                desired: replicas,
+                current: int(&st["replicas"]),
+                updated: int(&st["updatedReplicas"]),
+                ready,
+                available: st.get("availableReplicas").map_or(ready, int),
+            }
+        }
+        "DaemonSet" => StatusCounts {
+            desired: int(&st["desiredNumberScheduled"]),
+            current: int(&st["currentNumberScheduled"]),
+            updated: int(&st["updatedNumberScheduled"]),
+            ready: int(&st["numberReady"]),
+            available: int(&st["numberAvailable"]),
+        },
+        _ => return None,
+    })
+}
+
 /// The pods of a StatefulSet's or DaemonSet's current revision, from its status (as JSON):
 /// while a rollout is under way only the updated pods count as the current revision's.
-pub fn controller_pods(obj: &Value) -> Option<RevisionPods> {
-    let st = obj.get("status")?;
-    let int = |v: &Value| v.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0);
-    let (desired, updated, ready, available) = match obj["kind"].as_str()? {
-        "StatefulSet" => {
-            let ready = int(&st["readyReplicas"]);
-            let complete =
-                st["currentRevision"].is_string() && st["currentRevision"] == st["updateRevision"];
-            let desired = obj["spec"]["replicas"].as_i64().map_or(1, |n| n as i32);
-            let updated = if complete {
-                desired
-            } else {
-                int(&st["updatedReplicas"])
-            };
-            let available = st.get("availableReplicas").map_or(ready, int);
-            (desired, updated, ready, available)
-        }
-        "DaemonSet" => (
-            int(&st["desiredNumberScheduled"]),
-            int(&st["updatedNumberScheduled"]),
-            int(&st["numberReady"]),
-            int(&st["numberAvailable"]),
-        ),
-        _ => return None,
+pub fn controller_pods(kind: &str, obj: &Value) -> Option<RevisionPods> {
+    if !matches!(kind, "StatefulSet" | "DaemonSet") {
+        return None;
+    }
+    obj.get("status")?;
+    let c = status_counts(kind, obj)?;
+    let st = &obj["status"];
+    // A StatefulSet whose currentRevision caught up runs the current revision everywhere.
+    let updated = if kind == "StatefulSet"
+        && st["currentRevision"].is_string()
+        && st["currentRevision"] == st["updateRevision"]
+    {
+        c.desired
+    } else {
+        c.updated
     };
     Some(RevisionPods {
-        desired,
-        ready: ready.min(updated),
-        available: available.min(updated),
+        desired: c.desired,
+        ready: c.ready.min(updated),
+        available: c.available.min(updated),
     })
 }
 
@@ -970,7 +1011,7 @@ mod tests {
         let h = controller_history(
             "s1",
             Some("db-1"),
-            controller_pods(&sts),
+            controller_pods("StatefulSet", &sts),
             &[cr("db-2", 2, "pg:16"), cr("db-1", 1, "pg:15")],
         );
         assert_eq!(h.len(), 2);
@@ -984,10 +1025,13 @@ mod tests {
         // Mid-rollout with the one updated pod not ready: the current revision is not healthy.
         let rolling = json!({"kind": "StatefulSet", "spec": {"replicas": 3},
             "status": {"readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "db-1", "updateRevision": "db-2"}});
-        let p = controller_pods(&rolling).unwrap();
+        let p = controller_pods("StatefulSet", &rolling).unwrap();
         assert_eq!((p.desired, p.ready, p.available), (3, 1, 1));
         let ds = json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberReady": 2, "numberAvailable": 2}});
-        assert_eq!(controller_pods(&ds).map(|p| p.available), Some(2));
+        assert_eq!(
+            controller_pods("DaemonSet", &ds).map(|p| p.available),
+            Some(2)
+        );
         assert_eq!(h[1].changes, vec!["image db: pg:15 → pg:16".to_string()]);
     }
 

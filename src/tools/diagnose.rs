@@ -326,7 +326,7 @@ fn histories_of(
             revisions: controller_history(
                 &uid,
                 current.as_deref(),
-                crate::rollout::controller_pods(&obj),
+                crate::rollout::controller_pods(kind, &obj),
                 revisions,
             )
             .iter()

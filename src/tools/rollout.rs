@@ -184,7 +184,7 @@ async fn history(l: &Loaded) -> Result<Vec<Revision>, ToolError> {
             Ok(controller_history(
                 uid,
                 current,
-                rollout::controller_pods(&l.obj),
+                rollout::controller_pods(l.kind.name(), &l.obj),
                 &crs.items,
             ))
         }
@@ -341,10 +341,6 @@ pub struct RolloutState {
     pub failing_pods: Vec<FailingPod>,
 }
 
-fn int(v: &Value) -> i32 {
-    v.as_i64().unwrap_or(0) as i32
-}
-
 async fn rollout_state(l: &Loaded) -> RolloutState {
     let o = &l.obj;
     let st = &o["status"];
@@ -365,41 +361,20 @@ async fn rollout_state(l: &Loaded) -> RolloutState {
                 .map(|t| age(Some(t), now)),
         })
         .collect();
-    let (desired, current, updated, ready, available, revision) = match l.kind {
-        Kind::Deployment | Kind::ReplicaSet => (
-            o["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
-            int(&st["replicas"]),
-            if l.kind == Kind::ReplicaSet {
-                int(&st["replicas"])
-            } else {
-                int(&st["updatedReplicas"])
-            },
-            int(&st["readyReplicas"]),
-            int(&st["availableReplicas"]),
-            o["metadata"]["annotations"][rollout::REVISION_ANNOTATION]
-                .as_str()
-                .map(String::from),
-        ),
-        Kind::StatefulSet => {
-            // Before 1.22 StatefulSet status has no availableReplicas: ready counts as available.
-            let ready = int(&st["readyReplicas"]);
-            (
-                o["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
-                int(&st["replicas"]),
-                int(&st["updatedReplicas"]),
-                ready,
-                st["availableReplicas"].as_i64().map_or(ready, |a| a as i32),
-                st["updateRevision"].as_str().map(String::from),
-            )
-        }
-        Kind::DaemonSet => (
-            int(&st["desiredNumberScheduled"]),
-            int(&st["currentNumberScheduled"]),
-            int(&st["updatedNumberScheduled"]),
-            int(&st["numberReady"]),
-            int(&st["numberAvailable"]),
-            None,
-        ),
+    let rollout::StatusCounts {
+        desired,
+        current,
+        updated,
+        ready,
+        available,
+    } = rollout::status_counts(l.kind.name(), o).unwrap_or_default();
+    let revision = match l.kind {
+        Kind::Deployment | Kind::ReplicaSet => o["metadata"]["annotations"]
+            [rollout::REVISION_ANNOTATION]
+            .as_str()
+            .map(String::from),
+        Kind::StatefulSet => st["updateRevision"].as_str().map(String::from),
+        Kind::DaemonSet => None,
     };
     let progressing = conditions
         .iter()
