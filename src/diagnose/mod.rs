@@ -541,11 +541,15 @@ pub fn retain_concerning(snap: &Snapshot, report: &mut Report, kind: &str, ns: &
             .pods
             .iter()
             .find(|p| ctx::ns_of(&p.metadata) == ns && ctx::name_of(&p.metadata) == name);
-        if let Some(p) = pod {
-            pods.push(p);
-            related.insert(ctx.owner_of(p));
+        match pod {
+            Some(p) => {
+                pods.push(p);
+                let owner = ctx.owner_of(p);
+                related.insert(owner.clone());
+                owner
+            }
+            None => me.clone(),
         }
-        pod.map(|p| ctx.owner_of(p)).unwrap_or(me.clone())
     } else {
         pods.extend(ctx.pods_by_owner.get(&me).into_iter().flatten());
         me.clone()

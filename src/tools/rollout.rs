@@ -658,13 +658,12 @@ async fn hpa_for(l: &Loaded) -> Result<Option<HorizontalPodAutoscaler>, String> 
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(l.client.clone(), &l.namespace)
         .list(&ListParams::default())
         .await
-        .map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 403 => {
-                "HorizontalPodAutoscalers could not be checked (forbidden): if one scales this workload it will override the new count".to_string()
-            }
-            e => format!(
-                "HorizontalPodAutoscalers could not be checked ({e}): if one scales this workload it will override the new count"
-            ),
+        .map_err(|e| {
+            let why = match e {
+                kube::Error::Api(s) if s.code == 403 => "forbidden".to_string(),
+                e => e.to_string(),
+            };
+            format!("HorizontalPodAutoscalers could not be checked ({why}): if one scales this workload it will override the new count")
         })?;
     Ok(hpas.items.into_iter().find(|h| {
         h.spec.scale_target_ref.kind == l.kind.name() && h.spec.scale_target_ref.name == l.name
